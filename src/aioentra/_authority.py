@@ -1,0 +1,202 @@
+"""Authority and scope rules for the client-credentials grant, checked before any request.
+
+Rules implemented (Microsoft identity platform, v2.0 endpoint):
+
+* A daemon's authority is https and *tenanted*: ``common`` and ``consumers`` have
+  no tenant admin to consent, and ``organizations`` works only with a client
+  secret (msal's documented limitation for certificates).
+* The scope of a client-credentials request is exactly one ``{resource}/.default``;
+  when the resource id itself ends in ``/`` the scope has a double slash
+  (``https://database.windows.net//.default``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ._errors import ConfigurationError, InvalidScopeError
+
+__all__ = [
+    "AZURE_CHINA",
+    "AZURE_GOVERNMENT",
+    "AZURE_PUBLIC_CLOUD",
+    "Authority",
+    "is_loopback_host",
+    "validate_scope",
+]
+
+AZURE_PUBLIC_CLOUD = "https://login.microsoftonline.com"
+AZURE_GOVERNMENT = "https://login.microsoftonline.us"
+AZURE_CHINA = "https://login.chinacloudapi.cn"
+
+DEFAULT_SUFFIX = "/.default"
+_TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
+_CIAM_SUFFIX = ".ciamlogin.com"
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for ``localhost`` and loopback IP addresses (127.0.0.0/8, ::1)."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A validated, tenanted authority such as ``https://login.microsoftonline.com/{tenant}``."""
+
+    host: str
+    """Scheme and network location, no trailing slash: ``https://login.microsoftonline.com``."""
+    tenant: str
+
+    @property
+    def url(self) -> str:
+        return f"{self.host}/{self.tenant}"
+
+    @property
+    def token_endpoint(self) -> str:
+        return f"{self.url}/oauth2/v2.0/token"
+
+    @property
+    def is_https(self) -> bool:
+        return self.host.startswith("https://")
+
+    def with_tenant(self, tenant: str) -> Authority:
+        return Authority(self.host, _check_tenant(tenant))
+
+    @classmethod
+    def parse(
+        cls,
+        authority: str,
+        tenant_id: str | None = None,
+        *,
+        allow_insecure_http: bool = False,
+        secret_credential: bool = True,
+    ) -> Authority:
+        """Validate ``authority`` (a host, or host + tenant path) and ``tenant_id``.
+
+        ``secret_credential`` says whether the credential is a client secret: the
+        ``organizations`` pseudo-tenant is refused for anything else.
+        """
+        raw = authority.strip()
+        if "://" not in raw:
+            raw = "https://" + raw
+        parts = urlsplit(raw)
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").lower()
+        if not host:
+            raise ConfigurationError(
+                f"authority {authority!r} has no host",
+                hint="use e.g. 'https://login.microsoftonline.com'.",
+            )
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ConfigurationError(
+                f"authority {authority!r} must not carry a query, fragment or user info"
+            )
+        if scheme == "http":
+            if not is_loopback_host(host):
+                raise ConfigurationError(
+                    f"authority {authority!r} is plain http",
+                    hint="use https; plain http is only allowed for a loopback test server.",
+                )
+            if not allow_insecure_http:
+                raise ConfigurationError(
+                    f"authority {authority!r} is plain http",
+                    hint="pass allow_insecure_http=True to use a plain-http loopback test server.",
+                )
+        elif scheme != "https":
+            raise ConfigurationError(f"authority {authority!r} must be an https URL")
+        path_tenant = parts.path.strip("/").split("/")[0] if parts.path.strip("/") else ""
+        if path_tenant and tenant_id and path_tenant.lower() != tenant_id.lower():
+            raise ConfigurationError(
+                f"the authority names tenant {path_tenant!r} but tenant_id is {tenant_id!r}",
+                hint="give the tenant once, either in the authority path or as tenant_id.",
+            )
+        tenant = tenant_id or path_tenant
+        if not tenant and host.endswith(_CIAM_SUFFIX):
+            # External ID: https://{name}.ciamlogin.com/ defaults to {name}.onmicrosoft.com
+            tenant = host[: -len(_CIAM_SUFFIX)] + ".onmicrosoft.com"
+        if not tenant:
+            raise ConfigurationError(
+                "no tenant given",
+                hint="set tenant_id (AZURE_TENANT_ID) to your tenant's GUID or domain name.",
+            )
+        tenant = _check_tenant(tenant)
+        if tenant.lower() == "organizations" and not secret_credential:
+            raise ConfigurationError(
+                "the 'organizations' authority works only with a client secret",
+                hint="use your tenant id with a certificate or assertion credential.",
+            )
+        netloc = host if ":" not in host else f"[{host}]"
+        if parts.port is not None:
+            netloc = f"{netloc}:{parts.port}"
+        return cls(f"{scheme}://{netloc}", tenant)
+
+
+def _check_tenant(tenant: str) -> str:
+    tenant = tenant.strip()
+    lowered = tenant.lower()
+    if lowered in ("common", "consumers"):
+        raise ConfigurationError(
+            f"tenant {tenant!r} cannot be used by a daemon app",
+            hint="app-only tokens need a tenant admin's consent: use your tenant id or domain.",
+        )
+    if lowered == "adfs":
+        raise ConfigurationError("AD FS authorities are not supported")
+    if not _TENANT_RE.match(tenant):
+        raise ConfigurationError(
+            f"tenant {tenant!r} is not a tenant id or domain name",
+            hint="use the directory (tenant) id GUID or a verified domain such as contoso.com.",
+        )
+    return tenant
+
+
+def validate_scope(scope: str | Sequence[str]) -> str:
+    """Return the single ``{resource}/.default`` scope, or raise :class:`InvalidScopeError`."""
+    if not isinstance(scope, str):
+        scopes = list(scope)
+        if len(scopes) != 1:
+            raise InvalidScopeError(
+                f"client credentials take exactly one scope, got {len(scopes)}",
+                hint="request one '{resource}/.default' per token.",
+            )
+        scope = scopes[0]
+    value = scope.strip()
+    if not value:
+        raise InvalidScopeError("the scope is empty", hint="use '{resource}/.default'.")
+    if any(c.isspace() for c in value):
+        raise InvalidScopeError(
+            f"scope {value!r} names several scopes",
+            hint="request one '{resource}/.default' per token: the token's roles come from "
+            "the app roles granted to the app.",
+        )
+    if value.endswith(DEFAULT_SUFFIX) and len(value) > len(DEFAULT_SUFFIX):
+        return value
+    if value.endswith("/"):
+        raise InvalidScopeError(
+            f"scope {value!r} does not end in '/.default'",
+            hint=f"use {value + DEFAULT_SUFFIX!r}: this resource id ends in '/', so the scope "
+            "has a double slash.",
+        )
+    resource = _resource_of(value)
+    raise InvalidScopeError(
+        f"scope {value!r} does not end in '/.default'",
+        hint=f"use {resource + DEFAULT_SUFFIX!r}: app permissions are granted to the app as "
+        "roles, not requested one by one.",
+    )
+
+
+def _resource_of(scope: str) -> str:
+    """The resource part of a scope, for hints: ``https://x.com/User.Read`` -> ``https://x.com``."""
+    parts = urlsplit(scope)
+    if parts.scheme and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return scope.rstrip("/")

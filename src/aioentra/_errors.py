@@ -1,0 +1,255 @@
+"""The error hierarchy and the mapping of Entra (AADSTS) error responses onto it.
+
+Every error carries what the identity provider said (``error``, ``error_codes``,
+``correlation_id``, ``trace_id``, HTTP ``status``) and a ``hint`` that says what
+to fix. Messages never contain a secret, an assertion or a token: they are
+built only from the server's error description and from our own text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "AioEntraError",
+    "ApplicationNotFoundError",
+    "AuthenticationError",
+    "ConfigurationError",
+    "ConsentRequiredError",
+    "CredentialRejectedError",
+    "IdentityProviderUnavailableError",
+    "InvalidScopeError",
+    "TenantNotFoundError",
+    "ThrottledError",
+    "error_from_response",
+]
+
+
+class AioEntraError(Exception):
+    """Base class of every error raised by aioentra.
+
+    Attributes are ``None`` or empty when the error did not come from a server
+    response (for example a configuration error found before any request).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        error: str | None = None,
+        error_codes: Sequence[int] = (),
+        correlation_id: str | None = None,
+        trace_id: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.message = message
+        self.hint = hint
+        self.error = error
+        self.error_codes: tuple[int, ...] = tuple(error_codes)
+        self.correlation_id = correlation_id
+        self.trace_id = trace_id
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        parts = [self.message]
+        if self.hint:
+            parts.append(f"Hint: {self.hint}")
+        ids = []
+        if self.correlation_id:
+            ids.append(f"correlation_id={self.correlation_id}")
+        if self.trace_id:
+            ids.append(f"trace_id={self.trace_id}")
+        if ids:
+            parts.append(f"({', '.join(ids)})")
+        return " ".join(parts)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructor: pickle through the attributes, not the args.
+        return (_rebuild, (type(self), self.__dict__.copy()))
+
+
+def _rebuild(cls: type[AioEntraError], state: dict[str, Any]) -> AioEntraError:
+    error = cls.__new__(cls)
+    error.__dict__.update(state)
+    Exception.__init__(error, error._render())
+    return error
+
+
+class ConfigurationError(AioEntraError, ValueError):
+    """The configuration is wrong: found before any network call, or reported by the server."""
+
+
+class InvalidScopeError(ConfigurationError):
+    """The scope is not a single ``{resource}/.default`` scope the tenant knows."""
+
+
+class AuthenticationError(AioEntraError):
+    """The identity provider answered with an OAuth 2.0 error response."""
+
+
+class CredentialRejectedError(AuthenticationError):
+    """The client secret, certificate or assertion was refused (``invalid_client``)."""
+
+
+class ApplicationNotFoundError(AuthenticationError, ConfigurationError):
+    """The client id is not registered in the tenant (AADSTS700016)."""
+
+
+class TenantNotFoundError(AuthenticationError, ConfigurationError):
+    """The tenant does not exist in this cloud (AADSTS90002 and relatives)."""
+
+
+class ConsentRequiredError(AuthenticationError):
+    """The app lacks a role assignment or admin consent on the API."""
+
+
+class ThrottledError(AioEntraError):
+    """The identity provider asked us to slow down (HTTP 429); see ``retry_after``."""
+
+
+class IdentityProviderUnavailableError(AioEntraError):
+    """The identity provider could not be reached or failed (5xx, reset, timeout, bad body)."""
+
+
+# AADSTS code -> (error class, hint). The hints are the first thing to check.
+_BY_CODE: dict[int, tuple[type[AioEntraError], str]] = {
+    7000215: (
+        CredentialRejectedError,
+        "the client secret is wrong: use the secret's Value, not its Secret ID.",
+    ),
+    7000222: (
+        CredentialRejectedError,
+        "the client secret has expired: create a new one or switch to a certificate.",
+    ),
+    7000218: (
+        CredentialRejectedError,
+        "no credential was sent: configure a client secret, certificate or assertion.",
+    ),
+    700027: (
+        CredentialRejectedError,
+        "the certificate is not registered on the app (or the key does not match): "
+        "upload its public part to the app registration.",
+    ),
+    700024: (
+        CredentialRejectedError,
+        "the client assertion is expired or not yet valid: check the clock of this "
+        "machine and the assertion's exp/nbf.",
+    ),
+    700023: (
+        CredentialRejectedError,
+        "the client assertion's audience is not this token endpoint: sign it for "
+        "the authority you use.",
+    ),
+    50027: (
+        CredentialRejectedError,
+        "the client assertion has no certificate thumbprint (x5t or x5t#S256) header.",
+    ),
+    50012: (CredentialRejectedError, "the client assertion was not accepted."),
+    700016: (
+        ApplicationNotFoundError,
+        "the client id is unknown in this tenant: check the client id and the tenant, "
+        "and that the app is registered (or consented) there.",
+    ),
+    90002: (
+        TenantNotFoundError,
+        "the tenant is unknown: check the tenant id or domain and the cloud (authority host).",
+    ),
+    900023: (TenantNotFoundError, "the tenant id is malformed: use its GUID or domain name."),
+    50059: (
+        TenantNotFoundError,
+        "no tenant was given: use a tenant id, not 'common' or 'consumers'.",
+    ),
+    70011: (
+        InvalidScopeError,
+        "use one scope of the form '{resource}/.default' (for example "
+        "'https://graph.microsoft.com/.default').",
+    ),
+    1002012: (
+        InvalidScopeError,
+        "client credentials need '{resource}/.default': app permissions are granted "
+        "as roles, not requested one by one.",
+    ),
+    700022: (InvalidScopeError, "request one resource per token: one '{resource}/.default'."),
+    500011: (
+        InvalidScopeError,
+        "the resource is not known in this tenant: check the identifier URI, and for "
+        "identifiers ending in '/' use a double slash ('https://x.net//.default').",
+    ),
+    901002: (InvalidScopeError, "v2.0 takes 'scope', not 'resource'."),
+    501051: (
+        ConsentRequiredError,
+        "the app has no role on the API, which requires assignment: grant an app role "
+        "and admin consent.",
+    ),
+    650056: (
+        ConsentRequiredError,
+        "did you forget admin consent? Grant the API permissions in the app registration.",
+    ),
+    650057: (
+        ConsentRequiredError,
+        "the app registration does not list this API: add it under API permissions.",
+    ),
+    65001: (ConsentRequiredError, "did you forget admin consent?"),
+}
+
+_BY_ERROR: dict[str, type[AioEntraError]] = {
+    "invalid_client": CredentialRejectedError,
+    "unauthorized_client": AuthenticationError,
+    "invalid_scope": InvalidScopeError,
+    "invalid_resource": InvalidScopeError,
+    "invalid_tenant": TenantNotFoundError,
+}
+
+_FIRST_LINE = re.compile(r"^(?P<line>[^\r\n]*)")
+
+
+def _description_line(description: str) -> str:
+    """The first line of ``error_description``, without the trailing trace/correlation block."""
+    match = _FIRST_LINE.match(description)
+    return match.group("line").strip() if match else description.strip()
+
+
+def _int_codes(value: object) -> list[int]:
+    if not isinstance(value, list):
+        return []
+    return [code for code in value if isinstance(code, int)]
+
+
+def error_from_response(
+    body: Mapping[str, Any],
+    *,
+    status: int | None = None,
+    context: str = "token request failed",
+) -> AioEntraError:
+    """Build the typed error for an OAuth 2.0 error response body from Entra."""
+    error = str(body.get("error") or "unknown_error")
+    codes = _int_codes(body.get("error_codes"))
+    description = _description_line(str(body.get("error_description") or ""))
+    cls: type[AioEntraError] = _BY_ERROR.get(error, AuthenticationError)
+    hint: str | None = None
+    for code in codes:
+        if code in _BY_CODE:
+            cls, hint = _BY_CODE[code]
+            break
+    message = f"{context}: {error}"
+    if description:
+        message += f": {description}"
+    return cls(
+        message,
+        hint=hint,
+        error=error,
+        error_codes=codes,
+        correlation_id=_str_or_none(body.get("correlation_id")),
+        trace_id=_str_or_none(body.get("trace_id")),
+        status=status,
+    )
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None

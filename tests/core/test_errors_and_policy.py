@@ -1,0 +1,123 @@
+"""Error mapping (AADSTS codes to typed errors with hints) and the retry/refresh policies."""
+
+from __future__ import annotations
+
+import copy
+import email.utils
+import pickle
+import time
+
+import pytest
+
+from aioentra import (
+    AioEntraError,
+    ApplicationNotFoundError,
+    ConfigurationError,
+    ConsentRequiredError,
+    CredentialRejectedError,
+    InvalidScopeError,
+    RefreshPolicy,
+    RetryPolicy,
+    TenantNotFoundError,
+)
+from aioentra._errors import error_from_response
+from aioentra._policy import parse_retry_after
+
+BODY = {
+    "error": "invalid_client",
+    "error_description": "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: t\r\n"
+    "Correlation ID: c\r\nTimestamp: 2026-01-01 00:00:00Z",
+    "error_codes": [7000215],
+    "trace_id": "trace-1",
+    "correlation_id": "corr-1",
+}
+
+
+def test_error_carries_server_fields_and_hint() -> None:
+    error = error_from_response(BODY, status=401)
+    assert isinstance(error, CredentialRejectedError)
+    assert (error.error, error.error_codes, error.status) == ("invalid_client", (7000215,), 401)
+    assert (error.correlation_id, error.trace_id) == ("corr-1", "trace-1")
+    text = str(error)
+    assert "AADSTS7000215: Invalid client secret provided." in text
+    assert "Trace ID" not in text  # the description's trailer is dropped, ids come once
+    assert "Secret ID" in text  # the hint
+    assert "correlation_id=corr-1" in text
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "cls", "hint_part"),
+    [
+        ("invalid_client", 7000222, CredentialRejectedError, "expired"),
+        ("invalid_client", 700027, CredentialRejectedError, "not registered"),
+        ("invalid_client", 700024, CredentialRejectedError, "clock"),
+        ("unauthorized_client", 700016, ApplicationNotFoundError, "client id"),
+        ("invalid_request", 90002, TenantNotFoundError, "tenant"),
+        ("invalid_scope", 1002012, InvalidScopeError, "/.default"),
+        ("invalid_scope", 70011, InvalidScopeError, "/.default"),
+        ("invalid_resource", 500011, InvalidScopeError, "double slash"),
+        ("invalid_client", 501051, ConsentRequiredError, "consent"),
+        ("invalid_client", 650056, ConsentRequiredError, "admin consent"),
+    ],
+)
+def test_codes_map_to_types_and_hints(error: str, code: int, cls: type, hint_part: str) -> None:
+    mapped = error_from_response({"error": error, "error_codes": [code]})
+    assert type(mapped) is cls
+    assert hint_part in (mapped.hint or "")
+
+
+def test_unknown_errors_stay_generic_and_typed() -> None:
+    mapped = error_from_response({"error": "weird"})
+    assert isinstance(mapped, AioEntraError)
+    assert mapped.error == "weird" and mapped.hint is None
+    assert isinstance(error_from_response({"error": "invalid_scope"}), InvalidScopeError)
+    assert isinstance(ApplicationNotFoundError("x"), ConfigurationError)
+
+
+def test_errors_copy_and_pickle_with_their_fields() -> None:
+    error = error_from_response(BODY, status=401)
+    for clone in (copy.copy(error), pickle.loads(pickle.dumps(error))):  # noqa: S301
+        assert type(clone) is type(error)
+        assert str(clone) == str(error)
+        assert clone.correlation_id == "corr-1" and clone.error_codes == (7000215,)
+
+
+def test_retry_after_forms() -> None:
+    assert parse_retry_after({"Retry-After": "7"}) == 7.0
+    assert parse_retry_after({"retry-after-ms": "1500"}) == 1.5
+    assert parse_retry_after({"x-ms-retry-after-ms": "250", "Retry-After": "9"}) == 0.25
+    now = time.time()
+    date = email.utils.formatdate(now + 30, usegmt=True)
+    assert 28 <= (parse_retry_after({"Retry-After": date}, now=now) or 0) <= 31
+    assert parse_retry_after({"Retry-After": "soon"}) is None
+    assert parse_retry_after({}) is None
+    assert parse_retry_after({"Retry-After": "-5"}) == 0.0
+
+
+def test_backoff_grows_and_is_capped() -> None:
+    policy = RetryPolicy(base_delay=1.0, max_delay=4.0)
+    for attempt, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (6, 4.0)]:
+        delay = policy.backoff(attempt)
+        assert ceiling / 2 <= delay <= ceiling
+    with pytest.raises(ValueError, match="max_attempts"):
+        RetryPolicy(max_attempts=0)
+
+
+def test_refresh_time_honours_refresh_in_and_fraction() -> None:
+    policy = RefreshPolicy(refresh_fraction=0.5, jitter_fraction=0.1, expiry_margin=60)
+    assert policy.refresh_at(1000.0, 3600, 600) == 1600.0
+    planned = policy.refresh_at(1000.0, 3600, None)
+    assert 1000 + 1800 <= planned <= 1000 + 3600 * 0.6
+    # never later than the end of usability, never before issue
+    assert policy.refresh_at(1000.0, 3600, 99999) == 1000 + 3600 - 60
+    assert policy.refresh_at(1000.0, 30, None) == 1000.0
+    with pytest.raises(ValueError, match="refresh_fraction"):
+        RefreshPolicy(refresh_fraction=0)
+
+
+def test_failure_backoff_doubles_and_honours_retry_after() -> None:
+    policy = RefreshPolicy(failure_backoff=1.0, max_failure_backoff=8.0)
+    assert 0.8 <= policy.failure_delay(1, None) <= 1.0
+    assert 3.2 <= policy.failure_delay(3, None) <= 4.0
+    assert 6.4 <= policy.failure_delay(10, None) <= 8.0
+    assert policy.failure_delay(1, 20.0) == 20.0
