@@ -1,0 +1,35 @@
+"""A local Microsoft Entra ID identity platform for tests and local development.
+
+The :class:`Emulator` serves the Entra v2.0 endpoints (OIDC discovery, JWKS, instance discovery and
+the client-credentials token endpoint) over HTTPS on loopback, so that unmodified ``msal`` and
+``azure-identity`` clients get real, verifiable tokens offline::
+
+    from aioentra.emulator import Emulator
+
+    async with Emulator() as emu:
+        app = emu.add_app("daemon")
+        api = emu.add_api("api://orders", roles=["Orders.Read"])
+        emu.grant(app, api, ["Orders.Read"])
+        # point a client at emu.authority, trusting emu.ca_file
+"""
+
+from ._certs import CertificateMaterial
+from ._config import EmulatorConfig
+from ._emulator import Emulator
+from ._faults import Fault
+from ._model import Api, App, Tenant
+from ._requestlog import RequestLog, RequestRecord
+from ._state import InvalidTokenError
+
+__all__ = [
+    "Api",
+    "App",
+    "CertificateMaterial",
+    "Emulator",
+    "EmulatorConfig",
+    "Fault",
+    "InvalidTokenError",
+    "RequestLog",
+    "RequestRecord",
+    "Tenant",
+]

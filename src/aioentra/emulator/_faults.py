@@ -1,0 +1,211 @@
+"""Fault injection: make an endpoint slow, fail, throttle, drop the connection or answer garbage.
+
+Faults are queued per emulator (``emu.faults``) and consumed in order: the first queued fault whose
+endpoint (and optional tenant / client filters) match a request is applied before the normal handler
+runs, and its ``count`` goes down by one (``count=None`` applies until removed). Kinds:
+
+``latency``         sleep ``delay`` seconds, then answer normally
+``status``          ``status`` (default 503) with an Entra-style JSON error body (``Retry-After``
+if set)
+``throttle``        429 with ``Retry-After`` (default 1 s) and a JSON error body
+``reset``           abort the TCP connection without any response
+``malformed_json``  200 with ``Content-Type: application/json`` and a truncated JSON document
+``html``            ``status`` (default 503) with an HTML error page, as a proxy or
+load balancer would
+
+The non-latency kinds also wait ``delay`` seconds first. Key Vault endpoints answer errors in the
+Key Vault shape ``{"error": {"code": ..., "message": ...}}``; the identity endpoints
+in Entra's shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import socket
+import struct
+import threading
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from aiohttp import web
+
+from ._errors import error_body
+from ._requestlog import log_info
+
+__all__ = ["Fault", "FaultKind", "FaultPlan", "render_fault"]
+
+FaultKind = Literal["latency", "status", "throttle", "reset", "malformed_json", "html"]
+_KINDS: tuple[str, ...] = get_args(FaultKind)
+_REASONS = {500: "server_error", 429: "temporarily_unavailable"}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected fault; see the module docstring for the kinds.
+
+    ``endpoint`` is one of ``"token"``, ``"discovery"``, ``"jwks"``, ``"keyvault"``,
+    ``"managed_identity"`` (or ``"*"`` for any). ``tenant`` (GUID or domain) and ``client_id``
+    restrict it to matching requests.
+    """
+
+    endpoint: str
+    kind: FaultKind
+    status: int | None = None
+    count: int | None = 1
+    retry_after: float | None = None
+    delay: float = 0.0
+    tenant: str | None = None
+    client_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(
+                f"unknown fault kind {self.kind!r}; expected one of {', '.join(_KINDS)}"
+            )
+        if self.count is not None and self.count < 1:
+            raise ValueError("count must be >= 1 (or None for 'until removed')")
+        if self.delay < 0:
+            raise ValueError("delay must be >= 0")
+
+
+class FaultPlan:
+    """The queue of active faults (``emu.faults``); thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: list[list[Fault | int | None]] = []  # [fault, remaining]
+
+    def add(self, fault: Fault) -> Fault:
+        with self._lock:
+            self._queue.append([fault, fault.count])
+        return fault
+
+    def remove(self, fault: Fault) -> None:
+        with self._lock:
+            self._queue = [entry for entry in self._queue if entry[0] is not fault]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._queue.clear()
+
+    @property
+    def active(self) -> list[Fault]:
+        """The faults still queued, in order."""
+        with self._lock:
+            return [entry[0] for entry in self._queue if isinstance(entry[0], Fault)]
+
+    def take(
+        self, endpoint: str, *, tenants: tuple[str, ...] = (), client_id: str | None = None
+    ) -> Fault | None:
+        """Consume and return the first fault matching this request, or ``None``."""
+        wanted_tenants = {t.lower() for t in tenants if t}
+        with self._lock:
+            for entry in self._queue:
+                fault, remaining = entry
+                assert isinstance(fault, Fault)
+                if fault.endpoint not in (endpoint, "*"):
+                    continue
+                if fault.tenant is not None and fault.tenant.lower() not in wanted_tenants:
+                    continue
+                if (
+                    fault.client_id is not None
+                    and fault.client_id.lower() != (client_id or "").lower()
+                ):
+                    continue
+                if isinstance(remaining, int):
+                    if remaining <= 1:
+                        self._queue.remove(entry)
+                    else:
+                        entry[1] = remaining - 1
+                return fault
+        return None
+
+    def match(self, endpoint: str, request: web.Request) -> Fault | None:
+        """Consume the first fault for ``endpoint`` matching ``request`` (tenant path segment or
+        ``tid``, client id from the request notes or the ``client_id`` query parameter).
+
+        The emulator's own middleware (``observe_middleware``) already does this for every route it
+        wraps; call it only from handlers served without that middleware.
+        """
+        info = log_info(request, endpoint)
+        tenants = (info.tenant or "", request.match_info.get("tenant", ""))
+        client_id = info.client_id or request.query.get("client_id")
+        return self.take(endpoint, tenants=tenants, client_id=client_id)
+
+
+def _retry_after(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _error_json(endpoint: str, status: int, message: str, correlation_id: str | None) -> object:
+    if endpoint == "keyvault":
+        code = "Throttled" if status == 429 else "ServiceUnavailable"
+        return {"error": {"code": code, "message": message}}
+    error = _REASONS.get(status, "temporarily_unavailable" if status >= 500 else "invalid_request")
+    return error_body(error, message, [90033], correlation_id=correlation_id)
+
+
+def _abort(request: web.Request) -> None:
+    """Drop the connection: RST via SO_LINGER 0 where possible, then abort the transport."""
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):  # platform dependent
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+async def render_fault(
+    fault: Fault, endpoint: str, request: web.Request
+) -> web.StreamResponse | None:
+    """Apply ``fault``: the response to send instead of the handler's, or ``None`` to go on
+    normally.
+
+    A ``reset`` aborts the transport and returns a placeholder response that aiohttp cannot write
+    (it treats that as a premature client disconnection and closes quietly).
+    """
+    if fault.delay:
+        await asyncio.sleep(fault.delay)
+    correlation = request.headers.get("client-request-id")
+    if fault.kind == "latency":
+        return None
+    if fault.kind == "reset":
+        _abort(request)
+        return web.Response(status=500)
+    if fault.kind == "malformed_json":
+        return web.Response(
+            status=200,
+            body=b'{"token_type": "Bearer", "expires_in": 3599, "access_token": "eyJ0eXAiOiJKV1Qi',
+            content_type="application/json",
+        )
+    status = fault.status or (429 if fault.kind == "throttle" else 503)
+    headers: dict[str, str] = {}
+    retry_after = (
+        fault.retry_after
+        if fault.retry_after is not None
+        else (1 if fault.kind == "throttle" else None)
+    )
+    if retry_after is not None:
+        headers["Retry-After"] = _retry_after(retry_after)
+    if fault.kind == "html":
+        try:
+            reason = http.HTTPStatus(status).phrase
+        except ValueError:
+            reason = "Error"
+        page = (
+            f"<html><head><title>{status}</title></head>"
+            f"<body><h1>{status} {reason}</h1></body></html>"
+        )
+        return web.Response(status=status, text=page, content_type="text/html", headers=headers)
+    if fault.kind == "throttle":
+        wait = headers["Retry-After"]
+        message = f"Too many requests: the request was throttled. Retry after {wait} seconds."
+    else:
+        message = "A transient error has occurred. Please try again."
+    return web.json_response(
+        _error_json(endpoint, status, message, correlation), status=status, headers=headers
+    )

@@ -1,0 +1,93 @@
+"""The directory objects the emulator knows: tenants, APIs, daemon apps and credentials.
+
+These mirror Entra's model as far as the client-credentials grant sees it: an *application* has a
+client id and a service principal (``object_id``, the ``oid``/``sub`` of its tokens); it proves its
+identity with a client secret, a certificate or a federated credential; a resource *API* is known
+by its identifier URI (``api://...``) or its app id, and defines app roles that an admin grants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ._certs import CertificateMaterial
+
+__all__ = ["Api", "App", "FederatedCredential", "SecretCredential", "Tenant"]
+
+#: Default audience of a federated identity credential (Entra's recommended value).
+TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A directory: its GUID and its ``*.onmicrosoft.com`` domain; both work in a URL path."""
+
+    tenant_id: str
+    domain: str
+
+
+@dataclass(frozen=True)
+class Api:
+    """A resource application, the target of ``{identifier_uri}/.default``.
+
+    Tokens for a custom API carry ``aud = app_id`` (v2 tokens, protocol-facts §3). Built-in
+    resources (Key Vault, Microsoft Graph) carry their resource URI as ``aud`` instead, which
+    is what those services accept.
+    """
+
+    app_id: str
+    identifier_uri: str
+    roles: tuple[str, ...]
+    name: str
+    tenant_id: str
+    assignment_required: bool = False
+    builtin: bool = False
+
+    @property
+    def audience(self) -> str:
+        return self.identifier_uri if self.builtin else self.app_id
+
+
+@dataclass(frozen=True)
+class SecretCredential:
+    """A client secret value and its optional expiry (expired secrets answer AADSTS7000222)."""
+
+    value: str = field(repr=False)
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FederatedCredential:
+    """Trust in an external token: an assertion with this ``iss``/``sub`` and ``aud`` signs the
+    app in.
+    """
+
+    issuer: str
+    subject: str
+    audience: str = TOKEN_EXCHANGE_AUDIENCE
+
+
+@dataclass
+class App:
+    """A daemon application (confidential client) and its service principal.
+
+    ``secret`` and ``certificate`` give the first registered credential of each kind, the usual
+    thing a test needs; ``secrets``/``certificates`` hold them all.
+    """
+
+    client_id: str
+    object_id: str
+    name: str
+    tenant_id: str
+    secrets: list[SecretCredential] = field(default_factory=list, repr=False)
+    certificates: list[CertificateMaterial] = field(default_factory=list, repr=False)
+    federated_credentials: list[FederatedCredential] = field(default_factory=list)
+
+    @property
+    def secret(self) -> str | None:
+        return self.secrets[0].value if self.secrets else None
+
+    @property
+    def certificate(self) -> CertificateMaterial | None:
+        return self.certificates[0] if self.certificates else None

@@ -1,0 +1,337 @@
+"""The emulator's directory and token service: registrations, grants, token issue and verification.
+
+:class:`EmulatorState` is the piece the Key Vault and managed-identity modules build on:
+
+* :meth:`EmulatorState.issue_access_token` mints a v2 app-only access token (protocol-facts §3);
+* :meth:`EmulatorState.verify_access_token` checks signature, issuer and lifetime of a bearer token
+  and raises :class:`InvalidTokenError` otherwise;
+* :meth:`EmulatorState.find_identity` looks an app (or managed identity) up by client or object id.
+
+All mutating methods take a lock, so tests may register apps from another thread while the server
+runs (the pytest plugin does that).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import jwt
+
+from ._certs import CertificateMaterial
+from ._model import Api, App, FederatedCredential, SecretCredential, Tenant
+from ._tokens import SigningKey
+
+__all__ = ["BUILTIN_APIS", "EmulatorState", "InvalidTokenError"]
+
+#: Resources pre-registered in every tenant (identifier URI, well-known app id, display name).
+BUILTIN_APIS: tuple[tuple[str, str, str], ...] = (
+    ("https://vault.azure.net", "cfa8b339-82a2-471a-a3c9-0fc0be7a4093", "Azure Key Vault"),
+    ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000", "Microsoft Graph"),
+)
+
+#: msal treats a cached token with less than 5 minutes left as expired (protocol-facts §1.2).
+MSAL_EXPIRY_MARGIN = 300
+
+
+class InvalidTokenError(Exception):
+    """A bearer token the emulator did not issue, or no longer accepts; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _new_guid() -> str:
+    return str(uuid.uuid4())
+
+
+def _is_guid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def validate_token_lifetime(seconds: int) -> int:
+    """Access-token lifetimes must exceed 300 s.
+
+    msal treats a cached access token with less than five minutes left as already expired
+    (``application.py``: ``if expires_in < 5*60``), so a shorter lifetime silently defeats every
+    client-side cache and each call hits the token endpoint.
+    """
+    if int(seconds) <= MSAL_EXPIRY_MARGIN:
+        raise ValueError(
+            f"token_lifetime must be > {MSAL_EXPIRY_MARGIN} s (msal treats tokens with less than "
+            f"5 minutes left as expired), got {seconds}"
+        )
+    return int(seconds)
+
+
+class EmulatorState:
+    """Registrations plus the signing key; knows nothing about HTTP."""
+
+    def __init__(
+        self,
+        *,
+        token_lifetime: int = 3599,
+        refresh_in: int | None = None,
+        clock_skew: int = 300,
+        reject_replayed_assertions: bool = False,
+    ) -> None:
+        self._lock = threading.RLock()
+        self.tenants: dict[str, Tenant] = {}
+        self.apis: dict[tuple[str, str], Api] = {}  # by (tenant id, app id)
+        self.apps: dict[str, App] = {}  # by client id
+        # (client id, api tenant id, api app id) -> roles
+        self.grants: dict[tuple[str, str, str], frozenset[str]] = {}
+        self.token_lifetime = validate_token_lifetime(token_lifetime)
+        self.refresh_in = refresh_in
+        self.clock_skew = clock_skew
+        self.reject_replayed_assertions = reject_replayed_assertions
+        self._seen_jti: dict[tuple[str, str], float] = {}
+        self.base_url: str | None = None
+        self._signer: SigningKey | None = None
+
+    # -- keys and issuers -------------------------------------------------------------------
+    @property
+    def signer(self) -> SigningKey:
+        if self._signer is None:
+            self._signer = SigningKey()
+        return self._signer
+
+    def _base(self) -> str:
+        if self.base_url is None:
+            raise RuntimeError("the emulator is not started: its base URL is not known yet")
+        return self.base_url
+
+    @property
+    def port(self) -> int:
+        port = urllib.parse.urlsplit(self._base()).port
+        return port if port is not None else 443
+
+    def issuer(self, tenant_id: str) -> str:
+        """``{base_url}/{tid}/v2.0``: the v2 issuer, as Entra's ``https://login.microsoftonline.com/{tid}/v2.0``."""
+        return f"{self._base()}/{tenant_id}/v2.0"
+
+    # -- registration ----------------------------------------------------------------------
+    def add_tenant(self, tenant_id: str | None = None, domain: str | None = None) -> Tenant:
+        with self._lock:
+            tid = (tenant_id or _new_guid()).lower()
+            if not _is_guid(tid):
+                raise ValueError(f"tenant_id must be a GUID, got {tenant_id!r}")
+            if tid in self.tenants:
+                raise ValueError(f"tenant {tid} already exists")
+            name = (domain or f"tenant{len(self.tenants) + 1}.onmicrosoft.com").lower()
+            if self.resolve_tenant(name) is not None:
+                raise ValueError(f"domain {name} already exists")
+            tenant = Tenant(tenant_id=tid, domain=name)
+            self.tenants[tid] = tenant
+            for uri, app_id, display in BUILTIN_APIS:
+                self._store_api(Api(app_id, uri, (), display, tid, builtin=True))
+            return tenant
+
+    def resolve_tenant(self, segment: str) -> Tenant | None:
+        """The tenant a URL path segment names: its GUID or its domain (case-insensitive)."""
+        key = segment.lower()
+        with self._lock:
+            if key in self.tenants:
+                return self.tenants[key]
+            return next((t for t in self.tenants.values() if t.domain == key), None)
+
+    def tenant(self, name: str | None, default: str) -> Tenant:
+        found = self.resolve_tenant(name or default)
+        if found is None:
+            raise ValueError(f"unknown tenant {name!r}")
+        return found
+
+    def _store_api(self, api: Api) -> None:
+        self.apis[(api.tenant_id, api.app_id)] = api
+
+    def add_api(
+        self,
+        identifier_uri: str,
+        roles: Sequence[str],
+        *,
+        tenant_id: str,
+        name: str,
+        app_id: str | None = None,
+        assignment_required: bool = False,
+    ) -> Api:
+        with self._lock:
+            if self.find_api(tenant_id, identifier_uri) is not None:
+                raise ValueError(f"an API with identifier URI {identifier_uri} already exists")
+            api = Api(
+                app_id=(app_id or _new_guid()).lower(),
+                identifier_uri=identifier_uri,
+                roles=tuple(roles),
+                name=name,
+                tenant_id=tenant_id,
+                assignment_required=assignment_required,
+            )
+            if self._id_taken(api.app_id):
+                raise ValueError(f"app id {api.app_id} already exists")
+            self._store_api(api)
+            return api
+
+    def find_api(self, tenant_id: str, resource: str) -> Api | None:
+        """A resource by identifier URI or app id GUID, within one tenant (exact URI, any case)."""
+        key = resource.lower()
+        with self._lock:
+            for api in self.apis.values():
+                if api.tenant_id != tenant_id:
+                    continue
+                if api.identifier_uri.lower() == key or api.app_id == key:
+                    return api
+        return None
+
+    def _id_taken(self, guid: str) -> bool:
+        return guid in self.apps or any(key[1] == guid for key in self.apis)
+
+    def add_app(self, name: str, *, tenant_id: str, client_id: str | None = None) -> App:
+        with self._lock:
+            cid = (client_id or _new_guid()).lower()
+            if not _is_guid(cid):
+                raise ValueError(f"client_id must be a GUID, got {client_id!r}")
+            if self._id_taken(cid):
+                raise ValueError(f"client id {cid} already exists")
+            app = App(client_id=cid, object_id=_new_guid(), name=name, tenant_id=tenant_id)
+            self.apps[cid] = app
+            return app
+
+    def remove_app(self, app: App) -> None:
+        with self._lock:
+            self.apps.pop(app.client_id, None)
+            for key in [k for k in self.grants if k[0] == app.client_id]:
+                del self.grants[key]
+
+    def add_secret(self, app: App, value: str, expires_at: datetime | None) -> None:
+        if expires_at is not None and expires_at.tzinfo is None:
+            raise ValueError("expires_at must be timezone-aware")
+        with self._lock:
+            app.secrets.append(SecretCredential(value, expires_at))
+
+    def add_certificate(self, app: App, material: CertificateMaterial) -> None:
+        with self._lock:
+            app.certificates.append(material)
+
+    def add_federated_credential(self, app: App, credential: FederatedCredential) -> None:
+        with self._lock:
+            app.federated_credentials.append(credential)
+
+    def grant(self, app: App, api: Api, roles: Iterable[str]) -> None:
+        wanted = frozenset(roles)
+        unknown = wanted - set(api.roles)
+        if unknown and not api.builtin:
+            raise ValueError(f"API {api.identifier_uri} defines no app role(s) {sorted(unknown)}")
+        with self._lock:
+            key = (app.client_id, api.tenant_id, api.app_id)
+            self.grants[key] = self.grants.get(key, frozenset()) | wanted
+
+    def granted_roles(self, client_id: str, api: Api) -> frozenset[str] | None:
+        """Roles the app holds on ``api``; ``None`` when it was never granted anything."""
+        with self._lock:
+            return self.grants.get((client_id, api.tenant_id, api.app_id))
+
+    def find_identity(
+        self, client_id: str | None = None, object_id: str | None = None
+    ) -> App | None:
+        """An app or managed identity by client id and/or service-principal object id."""
+        with self._lock:
+            for app in self.apps.values():
+                if client_id is not None and app.client_id != client_id.lower():
+                    continue
+                if object_id is not None and app.object_id != object_id.lower():
+                    continue
+                if client_id is None and object_id is None:
+                    return None
+                return app
+        return None
+
+    def remember_jti(self, client_id: str, jti: str, expires: float) -> bool:
+        """Record an assertion id; ``False`` when it was seen before and has not expired."""
+        now = time.time()
+        with self._lock:
+            self._seen_jti = {k: v for k, v in self._seen_jti.items() if v > now}
+            if (client_id, jti) in self._seen_jti:
+                return False
+            self._seen_jti[(client_id, jti)] = max(expires, now) + self.clock_skew
+            return True
+
+    # -- tokens ----------------------------------------------------------------------------
+    def issue_access_token(
+        self,
+        *,
+        tenant_id: str,
+        client_id: str,
+        object_id: str,
+        resource: str,
+        roles: Sequence[str] = (),
+        azpacr: str = "1",
+        claims: Mapping[str, Any] | None = None,
+        lifetime: int | None = None,
+    ) -> tuple[str, int]:
+        """Mint a v2 app-only access token; returns ``(token, expires_in)``.
+
+        ``resource`` is a registered API (identifier URI or app id, an optional ``/.default`` is
+        stripped) whose audience is used, or any other string used verbatim as ``aud``. The claims
+        are those of an Entra v2 app token (protocol-facts §3): ``aud, iss, iat, nbf, exp, azp,
+        azpacr, idtyp, oid, sub, tid, uti, ver`` and ``roles`` only when non-empty; ``claims``
+        adds or overrides claims (e.g. ``xms_cc``).
+        """
+        target = resource[: -len("/.default")] if resource.endswith("/.default") else resource
+        api = self.find_api(tenant_id, target)
+        expires_in = int(lifetime) if lifetime is not None else self.token_lifetime
+        now = int(time.time())
+        body: dict[str, Any] = {
+            "aud": api.audience if api is not None else target,
+            "iss": self.issuer(tenant_id),
+            "iat": now,
+            "nbf": now,
+            "exp": now + expires_in,
+            "azp": client_id,
+            "azpacr": azpacr,
+            "idtyp": "app",
+            "oid": object_id,
+            "sub": object_id,
+            "tid": tenant_id,
+            "uti": _new_guid().replace("-", "")[:22],
+            "ver": "2.0",
+        }
+        if roles:
+            body["roles"] = sorted(roles)
+        if claims:
+            body.update(claims)
+        return self.signer.sign(body), expires_in
+
+    def verify_access_token(self, token: str) -> dict[str, Any]:
+        """Verify a token this emulator issued: RS256 signature by our key, a known tenant issuer,
+        ``exp``/``nbf`` within ``clock_skew``. Returns the claims; the audience is
+        the caller's check.
+        """
+        try:
+            claims = self.signer.verify(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError(f"signature validation failed: {exc}") from exc
+        tid = claims.get("tid")
+        if not isinstance(tid, str) or tid not in self.tenants:
+            raise InvalidTokenError(f"unknown tenant {tid!r}")
+        if claims.get("iss") != self.issuer(tid):
+            raise InvalidTokenError(f"unexpected issuer {claims.get('iss')!r}")
+        now = time.time()
+        exp, nbf = claims.get("exp"), claims.get("nbf", 0)
+        if not isinstance(exp, int | float) or exp + self.clock_skew < now:
+            raise InvalidTokenError("the token is expired")
+        if isinstance(nbf, int | float) and nbf - self.clock_skew > now:
+            raise InvalidTokenError("the token is not yet valid")
+        return claims
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)

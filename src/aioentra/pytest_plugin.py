@@ -1,0 +1,63 @@
+"""pytest fixtures for testing code against the aioentra emulator (plugin ``aioentra``).
+
+Fixtures:
+
+``aioentra_emulator`` (session)
+    One :class:`~aioentra.emulator.Emulator` for the whole test session.
+``aioentra_app`` (function)
+    A freshly registered app with a client secret (``app.client_id``, ``app.secret``), removed after
+    the test. ``aioentra_cert_app`` (function)
+    A freshly registered app with a generated certificate (``app.certificate``) and no secret.
+
+Design: async test plugins (pytest-anyio, pytest-asyncio) run each test on its own, function-scoped
+event loop, and an aiohttp server bound to one loop cannot serve clients on another. So the session
+emulator runs on a private event loop in a background thread (``Emulator.serve_in_thread``), and
+tests use the same ``Emulator`` object from their own thread and loop: its registration, fault and
+request-log methods are synchronous and thread-safe, and clients only talk to it over the network.
+
+Importing this module is cheap (it imports nothing but pytest); the emulator is imported and
+started only when a test asks for one of the fixtures, so suites that never use it pay nothing.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from aioentra.emulator import App, Emulator
+
+__all__ = ["aioentra_app", "aioentra_cert_app", "aioentra_emulator"]
+
+_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def aioentra_emulator() -> Iterator[Emulator]:
+    """A running emulator shared by the test session (HTTPS on loopback, its own thread)."""
+    from aioentra.emulator import Emulator
+
+    emulator = Emulator()
+    with emulator.serve_in_thread():
+        yield emulator
+
+
+@pytest.fixture
+def aioentra_app(aioentra_emulator: Emulator) -> Iterator[App]:
+    """A new app with a client secret, registered in the emulator's default tenant."""
+    app = aioentra_emulator.add_app(f"test-app-{next(_numbers)}")
+    yield app
+    aioentra_emulator.remove_app(app)
+
+
+@pytest.fixture
+def aioentra_cert_app(aioentra_emulator: Emulator) -> Iterator[App]:
+    """A new app with a generated RSA certificate credential (and no secret)."""
+    app = aioentra_emulator.add_app(
+        f"test-cert-app-{next(_numbers)}", secret=False, certificate=True
+    )
+    yield app
+    aioentra_emulator.remove_app(app)
