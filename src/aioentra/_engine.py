@@ -117,12 +117,19 @@ class MsalEngine:
         self, scope: str, claims: str | None, tenant: str | None
     ) -> TokenResponse:
         issued_at = time.time()
-        app = self._app_for(tenant or self._authority.tenant)
-        result = app.acquire_token_for_client([scope], claims_challenge=claims)
+        try:
+            app = self._app_for(tenant or self._authority.tenant)
+            result = app.acquire_token_for_client([scope], claims_challenge=claims)
+        except AioEntraError:
+            raise
+        except Exception as exc:
+            # msal wraps what our transport raised (tenant discovery re-raises as
+            # ValueError): surface our typed error, or say what msal refused.
+            raise _unwrap(exc) from exc
         if not isinstance(result, dict):
             raise AioEntraError("msal returned no result for the token request")
         if "access_token" not in result:
-            raise error_from_response(result)
+            raise error_from_response(result, status=self._transport.last_status())
         refresh_on = result.get("refresh_on")
         refresh_in = float(refresh_on) - issued_at if refresh_on is not None else None
         return TokenResponse(
@@ -182,6 +189,20 @@ class MsalEngine:
         if inspect.isawaitable(value):
             return asyncio.run_coroutine_threadsafe(_await(value), self._loop).result()
         return value
+
+
+def _unwrap(exc: BaseException) -> AioEntraError:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, AioEntraError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return ConfigurationError(
+        f"msal refused the request: {type(exc).__name__}: {exc}",
+        hint="check the authority, tenant and credential settings.",
+    )
 
 
 async def _await(value: Awaitable[str]) -> str:

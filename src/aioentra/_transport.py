@@ -90,6 +90,7 @@ class LoopTransport:
         self._insecure_origin = insecure_origin
         self._pending: set[concurrent.futures.Future[Any]] = set()
         self._lock = threading.Lock()
+        self._local = threading.local()
         self._closed = False
 
     # -- msal's http_client contract (called from worker threads) -----------------------------
@@ -102,7 +103,14 @@ class LoopTransport:
         headers: Mapping[str, str] | None = None,
         **_: Any,
     ) -> TransportResponse:
-        return self._run(self._request("POST", url, params, data, headers))
+        response = self._run(self._request("POST", url, params, data, headers))
+        self._local.last_status = response.status_code
+        return response
+
+    def last_status(self) -> int | None:
+        """HTTP status of this worker thread's last POST: msal's error dicts leave it out."""
+        status: int | None = getattr(self._local, "last_status", None)
+        return status
 
     def get(
         self,

@@ -35,11 +35,17 @@ def make_certificate(
     return key, cert
 
 
-def key_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, password: bytes | None = None) -> bytes:
+def key_pem(
+    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, password: bytes | None = None
+) -> bytes:
     encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
     )
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
 
 
 def cert_pem(cert: x509.Certificate) -> bytes:
@@ -53,6 +59,8 @@ def pfx(
     password: bytes | None = None,
 ) -> bytes:
     encryption: serialization.KeySerializationEncryption = (
-        serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
     )
     return pkcs12.serialize_key_and_certificates(b"test", key, cert, chain, encryption)

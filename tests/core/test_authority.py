@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pickle
+import ssl
+
 import pytest
 
 from aioentra import ClientSecret, ConfigurationError, InvalidScopeError, TokenProvider
@@ -44,7 +47,7 @@ def test_resource_with_trailing_slash_gets_the_double_slash_hint() -> None:
 
 
 def test_bare_resource_gets_the_default_hint() -> None:
-    with pytest.raises(InvalidScopeError, match="does not end in '/.default'") as info:
+    with pytest.raises(InvalidScopeError, match=r"does not end in '/\.default'") as info:
         validate_scope("api://my-api")
     assert "'api://my-api/.default'" in (info.value.hint or "")
 
@@ -76,7 +79,9 @@ def test_invalid_scope_error_is_a_configuration_error() -> None:
 def test_authority_host_plus_tenant() -> None:
     authority = Authority.parse("https://login.microsoftonline.com/", TENANT)
     assert authority.url == f"https://login.microsoftonline.com/{TENANT}"
-    assert authority.token_endpoint == f"https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token"
+    assert (
+        authority.token_endpoint == f"https://login.microsoftonline.com/{TENANT}/oauth2/v2.0/token"
+    )
 
 
 def test_authority_with_tenant_in_path() -> None:
@@ -144,8 +149,15 @@ def test_malformed_authorities_are_refused(bad: str) -> None:
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
-    [("localhost", True), ("127.0.0.1", True), ("127.8.0.1", True), ("::1", True),
-     ("[::1]", True), ("10.0.0.1", False), ("example.com", False)],
+    [
+        ("localhost", True),
+        ("127.0.0.1", True),
+        ("127.8.0.1", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("10.0.0.1", False),
+        ("example.com", False),
+    ],
 )
 def test_loopback_hosts(host: str, loopback: bool) -> None:
     assert is_loopback_host(host) is loopback
@@ -159,11 +171,14 @@ def test_provider_validates_before_any_network_call() -> None:
         TokenProvider("secret", tenant_id=TENANT, client_id="c")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="common"):
         TokenProvider(secret, tenant_id="common", client_id="c")
+    context = ssl.create_default_context()
     with pytest.raises(ConfigurationError, match="ca_file or ssl_context"):
-        import ssl
-
         TokenProvider(
-            secret, tenant_id=TENANT, client_id="c", ca_file="x", ssl_context=ssl.create_default_context()
+            secret,
+            tenant_id=TENANT,
+            client_id="c",
+            ca_file="x",
+            ssl_context=context,
         )
 
 
@@ -185,6 +200,4 @@ def test_secrets_do_not_leak_in_reprs() -> None:
     assert "hunter2" not in repr(secret)
     assert "hunter2" not in repr(provider)
     with pytest.raises(TypeError):
-        import pickle
-
         pickle.dumps(secret)

@@ -58,7 +58,11 @@ def test_environment_with_federated_token_file(tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("a.b.c")
     settings = Settings.from_environment(
-        {"AZURE_TENANT_ID": TENANT, "AZURE_CLIENT_ID": CLIENT, "AZURE_FEDERATED_TOKEN_FILE": str(token)}
+        {
+            "AZURE_TENANT_ID": TENANT,
+            "AZURE_CLIENT_ID": CLIENT,
+            "AZURE_FEDERATED_TOKEN_FILE": str(token),
+        }
     )
     assert isinstance(settings.credential, ClientAssertion)
 
@@ -102,7 +106,7 @@ def test_msal_parameters_json_with_secret(tmp_path: Path) -> None:
 def test_msal_parameters_json_with_thumbprint_and_key(tmp_path: Path) -> None:
     key, cert = make_certificate()
     (tmp_path / "server.pem").write_bytes(key_pem(key))
-    thumbprint = hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).hexdigest()  # noqa: S324
+    thumbprint = hashlib.sha1(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
     (tmp_path / "parameters.json").write_text(
         json.dumps(
             {
@@ -114,7 +118,9 @@ def test_msal_parameters_json_with_thumbprint_and_key(tmp_path: Path) -> None:
             }
         )
     )
-    assert isinstance(Settings.from_file(tmp_path / "parameters.json").credential, KeyWithThumbprint)
+    assert isinstance(
+        Settings.from_file(tmp_path / "parameters.json").credential, KeyWithThumbprint
+    )
     (tmp_path / "server.pem").write_bytes(key_pem(key) + cert_pem(cert))
     assert isinstance(Settings.from_file(tmp_path / "parameters.json").credential, Certificate)
 
@@ -125,8 +131,14 @@ def test_appsettings_azuread_section_forms(tmp_path: Path) -> None:
     encoded = base64.b64encode(pfx(key, cert)).decode()  # type: ignore[arg-type]
     cases = [
         ({"ClientSecret": "s"}, ClientSecret),
-        ({"ClientCredentials": [{"SourceType": "ClientSecret", "ClientSecret": "s"}]}, ClientSecret),
-        ({"ClientCredentials": [{"SourceType": "Path", "CertificateDiskPath": "c.pfx"}]}, Certificate),
+        (
+            {"ClientCredentials": [{"SourceType": "ClientSecret", "ClientSecret": "s"}]},
+            ClientSecret,
+        ),
+        (
+            {"ClientCredentials": [{"SourceType": "Path", "CertificateDiskPath": "c.pfx"}]},
+            Certificate,
+        ),
         (
             {"ClientCredentials": [{"SourceType": "Base64Encoded", "Base64EncodedValue": encoded}]},
             Certificate,
@@ -137,7 +149,11 @@ def test_appsettings_azuread_section_forms(tmp_path: Path) -> None:
         ),
     ]
     for extra, expected in cases:
-        section = {"Instance": "https://login.microsoftonline.com/", "TenantId": TENANT, "ClientId": CLIENT}
+        section = {
+            "Instance": "https://login.microsoftonline.com/",
+            "TenantId": TENANT,
+            "ClientId": CLIENT,
+        }
         path = tmp_path / "appsettings.json"
         path.write_text(json.dumps({"AzureAd": {**section, **extra}}))
         settings = Settings.from_file(path)
@@ -149,7 +165,12 @@ def test_appsettings_older_instance_template(tmp_path: Path) -> None:
     path = tmp_path / "appsettings.json"
     path.write_text(
         json.dumps(
-            {"Instance": "https://login.microsoftonline.com/{0}", "Tenant": "contoso.com", "ClientId": CLIENT, "ClientSecret": "s"}
+            {
+                "Instance": "https://login.microsoftonline.com/{0}",
+                "Tenant": "contoso.com",
+                "ClientId": CLIENT,
+                "ClientSecret": "s",
+            }
         )
     )
     assert Settings.from_file(path).provider().authority == (
@@ -167,7 +188,15 @@ def test_bad_files_give_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="neither"):
         Settings.from_file(tmp_path / "other.json")
     (tmp_path / "kv.json").write_text(
-        json.dumps({"AzureAd": {"TenantId": TENANT, "ClientId": CLIENT, "ClientCredentials": [{"SourceType": "KeyVault"}]}})
+        json.dumps(
+            {
+                "AzureAd": {
+                    "TenantId": TENANT,
+                    "ClientId": CLIENT,
+                    "ClientCredentials": [{"SourceType": "KeyVault"}],
+                }
+            }
+        )
     )
     with pytest.raises(ConfigurationError, match="no usable credential") as info:
         Settings.from_file(tmp_path / "kv.json")

@@ -37,9 +37,14 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _verify(assertion: str, cert_der: bytes, public_key: object, algorithm: str) -> dict[str, object]:
+def _verify(
+    assertion: str, cert_der: bytes, public_key: object, algorithm: str
+) -> dict[str, object]:
     claims: dict[str, object] = jwt.decode(
-        assertion, public_key, algorithms=[algorithm], audience=CONTEXT.token_endpoint  # type: ignore[arg-type]
+        assertion,
+        public_key,
+        algorithms=[algorithm],
+        audience=CONTEXT.token_endpoint,  # type: ignore[arg-type]
     )
     assert claims["iss"] == claims["sub"] == CONTEXT.client_id
     assert isinstance(claims["exp"], int) and 0 < claims["exp"] - time.time() <= 600
@@ -76,7 +81,7 @@ def test_certificate_rs256_uses_sha1_x5t() -> None:
     der = cert.public_bytes(serialization.Encoding.DER)
     header = jwt.get_unverified_header(assertion)
     assert header["alg"] == "RS256"
-    assert header["x5t"] == _b64url(hashlib.sha1(der).digest())  # noqa: S324
+    assert header["x5t"] == _b64url(hashlib.sha1(der).digest())
     _verify(assertion, der, cert.public_key(), "RS256")
 
 
@@ -158,7 +163,7 @@ def test_private_keys_do_not_leak() -> None:
 def test_key_with_thumbprint_is_msal_legacy_form() -> None:
     key, cert = make_certificate()
     der = cert.public_bytes(serialization.Encoding.DER)
-    thumbprint = hashlib.sha1(der).hexdigest()  # noqa: S324
+    thumbprint = hashlib.sha1(der).hexdigest()
     credential = KeyWithThumbprint(key_pem(key), thumbprint)
     assertion = credential.get_assertion(CONTEXT)
     assert jwt.get_unverified_header(assertion)["x5t"] == _b64url(bytes.fromhex(thumbprint))
