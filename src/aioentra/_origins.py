@@ -1,0 +1,169 @@
+"""Which origin gets which token: the allow-list behind the aiohttp middleware.
+
+A bearer token is a key to one API. It is sent only to the origins (RFC 6454:
+scheme, host and port) it was mapped to, so a request or a redirect hop to any
+other origin carries nothing::
+
+    {"https://graph.microsoft.com": "https://graph.microsoft.com/.default",
+     "https://todo.contoso.com": "api://6f3c.../.default"}
+
+Origins compare after normalisation: scheme and host lower-cased, an IDN host in
+its ASCII (punycode) form, a trailing dot dropped, the default port made explicit.
+So ``https://Graph.Microsoft.com:443/`` is the same origin as the key above, while
+``http://graph.microsoft.com`` and ``https://graph.microsoft.com:8443`` are not.
+
+Bearer tokens travel only over TLS. A plain-http origin is refused at construction
+unless the caller allows it, and only loopback hosts (``localhost``, 127.0.0.0/8,
+``::1``) can be allowed: that is for test servers, never for a network hop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+
+from yarl import URL
+
+from ._authority import is_loopback_host
+from ._errors import ConfigurationError
+
+__all__ = ["Origin", "OriginScopes", "origin_of"]
+
+Origin = tuple[str, str, int]
+"""``(scheme, host, port)``, normalised."""
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def origin_of(url: URL) -> Origin | None:
+    """The normalised origin of an absolute http(s) URL, ``None`` for anything else."""
+    scheme = url.scheme
+    host = url.raw_host
+    if scheme not in _DEFAULT_PORTS or not host:
+        return None
+    port = url.port
+    return (scheme, host.rstrip(".").lower(), _DEFAULT_PORTS[scheme] if port is None else port)
+
+
+def _render(origin: Origin) -> str:
+    scheme, host, port = origin
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}" if port == _DEFAULT_PORTS[scheme] else f"{scheme}://{shown}:{port}"
+
+
+def _parse_origin(text: str, *, what: str) -> Origin:
+    try:
+        url = URL(text)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"{what} {text!r} is not a URL") from exc
+    origin = origin_of(url) if url.absolute else None
+    if origin is None:
+        raise ConfigurationError(
+            f"{what} {text!r} is not an http(s) origin",
+            hint="write it as scheme://host[:port], e.g. 'https://graph.microsoft.com'.",
+        )
+    if (
+        url.raw_user is not None
+        or url.path not in ("", "/")
+        or url.raw_query_string
+        or url.raw_fragment
+    ):
+        raise ConfigurationError(
+            f"{what} {text!r} is not a bare origin",
+            hint="tokens are scoped per origin (scheme://host[:port]); drop the path, "
+            "query, fragment and user info.",
+        )
+    return origin
+
+
+class OriginScopes:
+    """An immutable map from origins to the scope of the token they accept.
+
+    Args:
+        scopes: origin -> scope, e.g. ``{"https://graph.microsoft.com":
+            "https://graph.microsoft.com/.default"}``.
+        allow_http: ``True`` allows every plain-http *loopback* origin in ``scopes``;
+            an iterable of origins allows exactly those (each must be loopback and
+            mapped). Non-loopback http origins are always refused.
+
+    Raises:
+        ConfigurationError: an entry is not a bare http(s) origin, has an empty
+            scope, collides with another entry after normalisation, or is a
+            plain-http origin that is not allowed.
+    """
+
+    __slots__ = ("_scopes",)
+
+    def __init__(
+        self, scopes: Mapping[str, str], *, allow_http: bool | Iterable[str] = False
+    ) -> None:
+        parsed: dict[Origin, str] = {}
+        for text, scope in scopes.items():
+            origin = _parse_origin(text, what="origin")
+            if not isinstance(scope, str) or not scope.strip():
+                raise ConfigurationError(f"the scope for {text!r} is empty")
+            if parsed.get(origin, scope) != scope:
+                raise ConfigurationError(
+                    f"{_render(origin)} is mapped to two different scopes",
+                    hint="one origin accepts one token audience; keep one entry.",
+                )
+            parsed[origin] = scope
+        if not parsed:
+            raise ConfigurationError(
+                "the origin -> scope map is empty",
+                hint="map each API origin to its scope, e.g. "
+                "{'https://graph.microsoft.com': 'https://graph.microsoft.com/.default'}.",
+            )
+        allowed = _allowed_http(allow_http, parsed)
+        for origin in parsed:
+            if origin[0] == "http" and origin not in allowed:
+                raise ConfigurationError(
+                    f"refusing to send bearer tokens to {_render(origin)} over plain http",
+                    hint=(
+                        "use https; for a loopback test server pass allow_http=True."
+                        if is_loopback_host(origin[1])
+                        else "use https: only loopback hosts may be allowed over http."
+                    ),
+                )
+        self._scopes = parsed
+
+    def scope_for(self, url: URL) -> str | None:
+        """The scope of the token ``url`` may receive, or ``None`` if it gets no token."""
+        # yarl has already lower-cased and IDNA-encoded the host and filled in the default
+        # port, so the raw triple almost always is the normalised origin: try it first.
+        raw = (url.scheme, url.raw_host, url.port)
+        scope = self._scopes.get(raw)  # type: ignore[arg-type]  # a wider key type: a miss
+        if scope is not None:
+            return scope
+        origin = origin_of(url)
+        return None if origin is None or origin == raw else self._scopes.get(origin)
+
+    def as_mapping(self) -> Mapping[str, str]:
+        """The normalised map, ``{"https://graph.microsoft.com": scope, ...}``."""
+        return MappingProxyType({_render(origin): scope for origin, scope in self._scopes.items()})
+
+    def __repr__(self) -> str:
+        return f"OriginScopes({dict(self.as_mapping())!r})"
+
+
+def _allowed_http(allow_http: bool | Iterable[str], scopes: Mapping[Origin, str]) -> set[Origin]:
+    """The plain-http origins the caller allowed, all checked to be loopback and mapped."""
+    if allow_http is True:
+        return {o for o in scopes if o[0] == "http" and is_loopback_host(o[1])}
+    if allow_http is False:
+        return set()
+    entries = [allow_http] if isinstance(allow_http, str) else list(allow_http)
+    allowed: set[Origin] = set()
+    for text in entries:
+        origin = _parse_origin(text, what="allow_http origin")
+        if origin[0] != "http":
+            raise ConfigurationError(f"allow_http lists {text!r}, which is not an http origin")
+        if not is_loopback_host(origin[1]):
+            raise ConfigurationError(
+                f"allow_http lists {text!r}, which is not a loopback host",
+                hint="bearer tokens go over plain http only to localhost, 127.0.0.0/8 or ::1.",
+            )
+        if origin not in scopes:
+            raise ConfigurationError(f"allow_http lists {text!r}, which is not in the scope map")
+        allowed.add(origin)
+    return allowed
