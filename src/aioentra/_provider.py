@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = ["TokenProvider"]
 
 logger = logging.getLogger("aioentra")
+_now = time.time
 
 
 class _KeyState:
@@ -186,12 +187,17 @@ class TokenProvider:
         those claims and also replaces the plain token for ``scope``.
         ``force_refresh`` skips the cache (joining a request already in flight).
         """
-        if claims is None and tenant_id is None and not force_refresh:
-            state = self._states.get(scope)
-            if state is not None:
-                token = state.token
-                if token is not None and time.time() < state.refresh_at:
-                    return token
+        # The warm path: one dict lookup and one clock read. ``refresh_at`` is 0 until a
+        # token is stored, so a future ``refresh_at`` implies a token.
+        state = self._states.get(scope)
+        if (
+            state is not None
+            and _now() < state.refresh_at
+            and claims is None
+            and tenant_id is None
+            and not force_refresh
+        ):
+            return state.token  # type: ignore[return-value]
         return await self._get_token(scope, claims, tenant_id, force_refresh, None)
 
     async def renew_token(
