@@ -86,6 +86,7 @@ class Emulator:
         self._runner: web.AppRunner | None = None
         self._tmp: str | None = None
         self._ca: CertificateAuthority | None = None
+        self._server_context: ssl.SSLContext | None = None
         self._register(cfg)
 
     @classmethod
@@ -133,6 +134,15 @@ class Emulator:
         if self._ca is None:
             raise RuntimeError("the emulator is not started")
         return self._ca.client_context()
+
+    def server_ssl_context(self) -> ssl.SSLContext:
+        """The emulator's own server TLS context (certificate for localhost, 127.0.0.1, ::1).
+
+        Serve a local test API with it and clients that trust :attr:`ca_file` trust the API too.
+        """
+        if self._server_context is None:
+            raise RuntimeError("the emulator is not started")
+        return self._server_context
 
     # -- token settings -----------------------------------------------------------------------
     @property
@@ -386,7 +396,7 @@ class Emulator:
             self._ca = await asyncio.to_thread(CertificateAuthority, self._names)
             await asyncio.to_thread(lambda: self.state.signer)
             self._tmp = tempfile.mkdtemp(prefix="aioentra-emulator-")
-            server_context = self._ca.write_files(self._tmp)
+            server_context = self._server_context = self._ca.write_files(self._tmp)
             sockets = bind_loopback(self._port)
             self.state.base_url = f"https://localhost:{sockets[0].getsockname()[1]}"
             self._runner = web.AppRunner(
