@@ -111,13 +111,11 @@ def describe(emu: Emulator) -> list[str]:
         f"#     authority='{emu.base_url}', disable_instance_discovery=True,"
         f" connection_verify='{emu.ca_file}')",
     ]
-    if emu.managed_identity is not None:
-        lines += [
-            f"export IDENTITY_ENDPOINT={emu.managed_identity.endpoint}",
-            f"export IDENTITY_HEADER={emu.managed_identity.header}",
-        ]
-    if emu.vault is not None:
-        lines.append(f"vault_url={emu.vault.url}")
+    lines += [
+        f"export IDENTITY_ENDPOINT={emu.managed_identity.endpoint}",
+        f"export IDENTITY_HEADER={emu.managed_identity.header}",
+        f"vault_url={emu.vault.url}",
+    ]
     return lines
 
 

@@ -151,6 +151,11 @@ _BY_CODE: dict[int, tuple[type[AioEntraError], str]] = {
         "the client assertion has no certificate thumbprint (x5t or x5t#S256) header.",
     ),
     50012: (CredentialRejectedError, "the client assertion was not accepted."),
+    70021: (
+        CredentialRejectedError,
+        "no federated credential on the app matches the assertion's issuer and subject: "
+        "add one (issuer, subject, audience api://AzureADTokenExchange) to the app.",
+    ),
     700016: (
         ApplicationNotFoundError,
         "the client id is unknown in this tenant: check the client id and the tenant, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
+from pathlib import Path
 
 import jwt
 import pytest
@@ -17,6 +18,7 @@ from aioentra import (
     ClientSecret,
     CredentialRejectedError,
     InvalidScopeError,
+    ManagedIdentityAssertion,
     TenantNotFoundError,
     TokenProvider,
 )
@@ -147,3 +149,54 @@ async def test_azure_sdk_client_uses_the_provider(
             again = await client.get_secret("db-password")
     assert secret.value == again.value == "correct horse"
     assert emulator.requests.count(endpoint="token", client_id=app.client_id) == 1
+
+
+async def test_managed_identity_signed_assertion(
+    emulator: Emulator, api: Api, make_provider: MakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workload identity federation: a managed identity's token is the app's client assertion."""
+    for name, value in emulator.managed_identity.environ.items():
+        monkeypatch.setenv(name, value)
+    identity = emulator.managed_identity.add_identity(name="federation-source")
+    app = emulator.add_app("federated-daemon", secret=False)
+    emulator.add_federated_credential(app, issuer=emulator.issuer(), subject=identity.object_id)
+    emulator.grant(app, api, ["Things.Read"])
+    assertion = ManagedIdentityAssertion(client_id=identity.client_id)
+    try:
+        async with make_provider(assertion, client_id=app.client_id) as provider:
+            token = await provider.get_token(SCOPE)
+            # The MI token is reused while it is fresh: a second app token needs no new one.
+            await provider.get_token(SCOPE, force_refresh=True)
+    finally:
+        await assertion.close()
+    claims = jwt.decode(token.token, options={"verify_signature": False})
+    assert claims["azp"] == app.client_id and claims["roles"] == ["Things.Read"]
+    assert emulator.requests.count(endpoint="managed_identity") == 1
+    assert token_requests(emulator, app) == 2
+
+
+async def test_workload_identity_token_file(
+    emulator: Emulator, api: Api, make_provider: MakeProvider, tmp_path: Path
+) -> None:
+    """AZURE_FEDERATED_TOKEN_FILE: the kubelet-projected token is read, and re-read on rotation."""
+    subject = "system:serviceaccount:orders:worker"
+    app = emulator.add_app("workload", secret=False)
+    emulator.add_federated_credential(app, issuer=emulator.issuer(), subject=subject)
+    emulator.grant(app, api, ["Things.Read"])
+    token_file = tmp_path / "azure-identity-token"
+
+    def project(identity_subject: str) -> None:
+        signed = emulator.issue_access_token(
+            tenant_id=emulator.tenant_id,
+            client_id=app.client_id,
+            object_id=identity_subject,
+            resource="api://AzureADTokenExchange",
+        )[0]
+        token_file.write_text(signed)
+
+    project(subject)
+    async with make_provider(ClientAssertion.from_file(token_file), client_id=app.client_id) as p:
+        assert await p.get_token(SCOPE)
+        project("system:serviceaccount:orders:intruder")
+        with pytest.raises(CredentialRejectedError):
+            await p.get_token(SCOPE, force_refresh=True)

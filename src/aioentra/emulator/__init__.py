@@ -17,6 +17,9 @@ from ._certs import CertificateMaterial
 from ._config import EmulatorConfig
 from ._emulator import Emulator
 from ._faults import Fault
+from ._keyvault import KeyVault
+from ._kv_store import SecretVersion
+from ._managed_identity import ManagedIdentity, ManagedIdentityServer
 from ._model import Api, App, Tenant
 from ._requestlog import RequestLog, RequestRecord
 from ._state import InvalidTokenError
@@ -29,7 +32,11 @@ __all__ = [
     "EmulatorConfig",
     "Fault",
     "InvalidTokenError",
+    "KeyVault",
+    "ManagedIdentity",
+    "ManagedIdentityServer",
     "RequestLog",
     "RequestRecord",
+    "SecretVersion",
     "Tenant",
 ]

@@ -73,10 +73,11 @@ class Emulator:
         )
         self.faults = FaultPlan()
         self.requests = RequestLog()
-        #: The managed-identity endpoint (plain http on 127.0.0.1), once started.
-        self.managed_identity: ManagedIdentityServer | None = None
-        #: The Key Vault, set by ``_keyvault.add_routes`` when the HTTPS app is built.
-        self.vault: _keyvault.KeyVault | None = None
+        #: The Key Vault data plane, served at :attr:`base_url`; usable before ``start()``.
+        self.vault: _keyvault.KeyVault = _keyvault.vault_for(self)
+        #: The managed-identity endpoint (plain http on 127.0.0.1); identities can be added
+        #: before ``start()``.
+        self.managed_identity = ManagedIdentityServer(self)
         self._port = port if port is not None else (cfg.port or 0)
         self._names = tuple(subject_alt_names)
         default = self.state.add_tenant(
@@ -410,7 +411,6 @@ class Emulator:
                     for unused in sockets[index:]:
                         unused.close()
                     raise
-            self.managed_identity = ManagedIdentityServer(self)
             await self.managed_identity.start("127.0.0.1")
         except BaseException:
             await self.close()
@@ -419,9 +419,7 @@ class Emulator:
     async def close(self) -> None:
         """Stop serving and delete the CA file; idempotent."""
         try:
-            if self.managed_identity is not None:
-                server, self.managed_identity = self.managed_identity, None
-                await server.close()
+            await self.managed_identity.close()
         finally:
             runner, self._runner = self._runner, None
             try:

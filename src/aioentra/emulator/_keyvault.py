@@ -272,12 +272,10 @@ def vault_for(emulator: Emulator) -> KeyVault:
 
 
 def add_routes(app: web.Application, emulator: Emulator) -> None:
-    """Serve the vault data plane on ``app``; ``emulator.vault`` is created if missing.
+    """Serve ``emulator.vault``'s data plane on ``app``.
 
-    Called by :class:`~aioentra.emulator.Emulator` while it builds its HTTPS application;
-    an existing ``emulator.vault`` is reused, so its secrets survive a restart. Tokens are
+    Called by :class:`~aioentra.emulator.Emulator` while it builds its HTTPS application; the
+    vault object lives as long as the emulator, so its secrets survive a restart. Tokens are
     checked with the emulator's own keys (only tokens it issued are accepted).
     """
-    if emulator.vault is None:
-        emulator.vault = vault_for(emulator)
     app.router.add_routes(emulator.vault.routes())
