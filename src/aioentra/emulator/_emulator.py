@@ -260,6 +260,12 @@ class Emulator:
         self.state.add_federated_credential(self._app(app), credential)
         return credential
 
+    def consent(self, app: App | str, tenant: str) -> None:
+        """Admin consent of a multi-tenant ``app`` in another ``tenant`` (a service principal
+        there), so that it gets tokens from that tenant too. The app keeps its object id."""
+        target = self._app(app)
+        target.consented_tenants.add(self._tenant_id(tenant))
+
     def grant(self, app: App | str, api: Api | str, roles: Sequence[str]) -> None:
         """Admin consent: ``app`` holds ``roles`` on ``api`` (adds to earlier grants)."""
         target = self._app(app)

@@ -83,6 +83,11 @@ class App:
     secrets: list[SecretCredential] = field(default_factory=list, repr=False)
     certificates: list[CertificateMaterial] = field(default_factory=list, repr=False)
     federated_credentials: list[FederatedCredential] = field(default_factory=list)
+    consented_tenants: set[str] = field(default_factory=set)
+    """Other tenants where a multi-tenant app has a service principal (admin consent)."""
+
+    def is_in_tenant(self, tenant_id: str) -> bool:
+        return tenant_id == self.tenant_id or tenant_id in self.consented_tenants
 
     @property
     def secret(self) -> str | None:

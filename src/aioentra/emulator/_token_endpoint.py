@@ -168,7 +168,7 @@ class _TokenRequest:
             raise EntraError(70003, grant_type=grant_type)
         client_id, secret = self.client_id()
         app = self.state.find_identity(client_id=client_id)
-        if app is None or app.tenant_id != tenant.tenant_id:
+        if app is None or not app.is_in_tenant(tenant.tenant_id):
             raise EntraError(700016, app_id=client_id, tenant=tenant.tenant_id)
         azpacr = self.authenticate(app, tenant, secret)
         api = self.resource(tenant)
