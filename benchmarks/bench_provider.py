@@ -37,7 +37,6 @@ from azure.identity.aio import ClientSecretCredential
 
 import aioentra
 from aioentra import ClientSecret, TokenProvider
-from aioentra._engine import TokenResponse
 from aioentra.emulator import App, Emulator, Fault
 
 RESULTS = Path(__file__).parent / "results" / "provider.md"
@@ -144,11 +143,19 @@ def identity_fill(credential: ClientSecretCredential, emu: Emulator, scopes: lis
 
 
 def aioentra_fill(provider: TokenProvider, scopes: list[str]) -> None:
-    """Store tokens exactly as a successful request does (``_store``), minus the network."""
+    """Store tokens exactly as a successful request does (``TokenCache.store``)."""
     now = time.time()
     for scope in scopes:
-        state = provider._state_for(scope, None, None)
-        provider._store(state, TokenResponse("x" * 900, "Bearer", 3599, None, now))
+        entry = provider._entry_for(scope, None, None)
+        provider._cache.store(
+            entry,
+            access_token="x" * 900,
+            token_type="Bearer",
+            issued_at=now,
+            expires_in=3599,
+            refresh_in=None,
+            generation=entry.generation,
+        )
 
 
 def new_provider(emu: Emulator, app: App) -> TokenProvider:

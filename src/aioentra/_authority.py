@@ -39,9 +39,13 @@ _CIAM_SUFFIX = ".ciamlogin.com"
 
 
 def is_loopback_host(host: str) -> bool:
-    """True for ``localhost`` and loopback IP addresses (127.0.0.0/8, ::1)."""
+    """True for ``localhost`` and loopback IP literals (127.0.0.0/8, ::1).
+
+    ``*.localhost`` names are not included: not every resolver keeps them on loopback,
+    and plain http must never leave the machine.
+    """
     host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback

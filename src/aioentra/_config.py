@@ -54,11 +54,15 @@ class Settings:
     """The scope the configuration names, if any (``parameters.json``'s ``scope``)."""
     endpoint: str | None = None
     """The API endpoint the configuration names, if any."""
+    additionally_allowed_tenants: tuple[str, ...] = ()
+    """Other tenants tokens may be requested for (``AZURE_ADDITIONALLY_ALLOWED_TENANTS``)."""
 
     def provider(self, **kwargs: Any) -> TokenProvider:
         """Build a :class:`TokenProvider`; ``kwargs`` are its other options."""
         from ._provider import TokenProvider
 
+        if self.additionally_allowed_tenants:
+            kwargs.setdefault("additionally_allowed_tenants", self.additionally_allowed_tenants)
         return TokenProvider(
             self.credential,
             tenant_id=self.tenant_id,
@@ -79,43 +83,33 @@ class Settings:
                 f"missing environment variables: {', '.join(missing)}",
                 hint="set AZURE_TENANT_ID and AZURE_CLIENT_ID, plus one credential variable.",
             )
-        sources = [
-            name
-            for name in (
-                "AZURE_CLIENT_SECRET",
-                "AZURE_CLIENT_CERTIFICATE_PATH",
-                "AZURE_FEDERATED_TOKEN_FILE",
-            )
-            if env.get(name)
-        ]
-        if not sources:
-            raise ConfigurationError(
-                "no credential in the environment",
-                hint="set one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or "
-                "AZURE_FEDERATED_TOKEN_FILE.",
-            )
-        if len(sources) > 1:
-            raise ConfigurationError(
-                f"several credentials in the environment: {', '.join(sources)}",
-                hint="set exactly one credential variable.",
-            )
+        # azure-identity's order: EnvironmentCredential (secret, then certificate) before
+        # WorkloadIdentityCredential (the federated token file, which AKS injects on its own).
         credential: Credential
-        if sources[0] == "AZURE_CLIENT_SECRET":
+        if env.get("AZURE_CLIENT_SECRET"):
             credential = ClientSecret(env["AZURE_CLIENT_SECRET"])
-        elif sources[0] == "AZURE_CLIENT_CERTIFICATE_PATH":
+        elif env.get("AZURE_CLIENT_CERTIFICATE_PATH"):
             credential = Certificate.from_file(
                 env["AZURE_CLIENT_CERTIFICATE_PATH"],
                 password=env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD") or None,
                 send_certificate_chain=env.get("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "").lower()
                 in _TRUE,
             )
-        else:
+        elif env.get("AZURE_FEDERATED_TOKEN_FILE"):
             credential = ClientAssertion.from_file(env["AZURE_FEDERATED_TOKEN_FILE"])
+        else:
+            raise ConfigurationError(
+                "no credential in the environment",
+                hint="set one of AZURE_CLIENT_SECRET, AZURE_CLIENT_CERTIFICATE_PATH or "
+                "AZURE_FEDERATED_TOKEN_FILE.",
+            )
+        tenants = env.get("AZURE_ADDITIONALLY_ALLOWED_TENANTS", "")
         return cls(
             client_id=env["AZURE_CLIENT_ID"],
             tenant_id=env["AZURE_TENANT_ID"],
             authority=env.get("AZURE_AUTHORITY_HOST") or AZURE_PUBLIC_CLOUD,
             credential=credential,
+            additionally_allowed_tenants=tuple(t.strip() for t in tenants.split(";") if t.strip()),
         )
 
     # -- files ---------------------------------------------------------------------------------
@@ -227,11 +221,16 @@ def _azure_ad_credential(section: Mapping[str, Any], base: Path) -> Credential:
             )
         if kind == "Base64Encoded" and item.get("Base64EncodedValue"):
             import base64
+            import binascii
 
-            return Certificate.from_pfx(
-                base64.b64decode(str(item["Base64EncodedValue"])),
-                password=item.get("CertificatePassword") or None,
-            )
+            try:
+                pfx = base64.b64decode(str(item["Base64EncodedValue"]), validate=True)
+            except (binascii.Error, ValueError) as exc:
+                raise ConfigurationError(
+                    "'Base64EncodedValue' is not valid base64",
+                    hint="paste the PFX file's base64 encoding, on one line.",
+                ) from exc
+            return Certificate.from_pfx(pfx, password=item.get("CertificatePassword") or None)
         if kind == "SignedAssertionFilePath":
             path = item.get("SignedAssertionFileDiskPath") or os.environ.get(
                 "AZURE_FEDERATED_TOKEN_FILE"

@@ -13,21 +13,32 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import copy
 import inspect
+import logging
 import threading
 import time
-from collections.abc import Awaitable, Iterator, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import msal
 
 from ._authority import Authority
-from ._errors import AioEntraError, ConfigurationError, error_from_response
+from ._errors import (
+    AioEntraError,
+    ConfigurationError,
+    CredentialUnavailableError,
+    IdentityProviderUnavailableError,
+    error_from_response,
+)
+from ._policy import RetryPolicy
 from ._transport import LoopTransport
 from .credentials import AssertionContext, AssertionCredential, Credential, SecretCredential
 
 __all__ = ["MsalEngine", "TokenResponse"]
+
+logger = logging.getLogger("aioentra")
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,14 @@ class _NoStore(MutableMapping[str, Any]):
 
 
 class MsalEngine:
-    """Runs ``acquire_token_for_client`` for one client id, one msal app per tenant."""
+    """Runs ``acquire_token_for_client`` for one client id, one msal app per tenant.
+
+    Retries live here, on the event loop: an attempt that fails with a retryable
+    error (connection, timeout, 408/429/5xx, malformed body, a failing credential
+    source) is tried again after a backoff or ``Retry-After``, within the
+    policy's attempts and total time. Worker threads only ever run msal itself,
+    so a throttled key never holds a thread that another key needs.
+    """
 
     def __init__(
         self,
@@ -78,6 +96,7 @@ class MsalEngine:
         authority: Authority,
         transport: LoopTransport,
         loop: asyncio.AbstractEventLoop,
+        policy: RetryPolicy,
         max_workers: int = 4,
         client_capabilities: Sequence[str] = (),
     ) -> None:
@@ -86,6 +105,7 @@ class MsalEngine:
         self._authority = authority
         self._transport = transport
         self._loop = loop
+        self._policy = policy
         self._capabilities = list(client_capabilities) or None
         self._executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_workers, thread_name_prefix="aioentra-msal"
@@ -97,48 +117,85 @@ class MsalEngine:
     async def acquire(
         self, scope: str, *, claims: str | None = None, tenant: str | None = None
     ) -> TokenResponse:
-        """One token request (with the transport's retries), in a worker thread."""
-        future = self._executor.submit(self._acquire_blocking, scope, claims, tenant)
+        """One token request, with retries, bounded by ``RetryPolicy.total_timeout``."""
+        policy = self._policy
+        deadline = self._loop.time() + policy.total_timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._attempt(scope, claims, tenant, deadline)
+            except AioEntraError as error:
+                retry_after = error.retry_after
+                wait = policy.backoff(attempt) if retry_after is None else retry_after
+                if (
+                    not error.retryable
+                    or attempt >= policy.max_attempts
+                    or wait > deadline - self._loop.time()
+                    or (retry_after is not None and retry_after > policy.max_retry_after)
+                ):
+                    raise
+                logger.debug(
+                    "retrying the token request for %s in %.2fs after attempt %d: %s",
+                    scope,
+                    wait,
+                    attempt,
+                    error.message,
+                )
+            await asyncio.sleep(wait)
+
+    async def _attempt(
+        self, scope: str, claims: str | None, tenant: str | None, deadline: float
+    ) -> TokenResponse:
+        future = self._executor.submit(self._acquire_blocking, scope, claims, tenant, deadline)
         self._running.add(future)
         future.add_done_callback(self._running.discard)
         return await asyncio.wrap_future(future)
 
     async def close(self) -> None:
-        """Cancel the requests in flight, wait for the worker threads and stop them."""
+        """Release the worker threads (cancelling what they wait for) and stop them.
+
+        The loop never blocks on a thread: threads still busy in user code (a sync
+        credential) after ``timeout`` are left to finish on their own.
+        """
         self._transport.cancel_pending()
         running = [asyncio.wrap_future(f) for f in list(self._running)]
+        busy: set[Any] = set()
         if running:
-            await asyncio.wait(running, timeout=10)
-        self._executor.shutdown(wait=True)
+            done, busy = await asyncio.wait(running, timeout=5)
+            for finished in done:
+                if not finished.cancelled():
+                    finished.exception()  # seen here; the requests' own waiters are gone
+        self._executor.shutdown(wait=not busy, cancel_futures=True)
+        if busy:
+            logger.warning(
+                "%d aioentra worker thread(s) still busy in a credential call at close(); "
+                "they end when that call returns",
+                len(busy),
+            )
 
     # -- worker thread side -------------------------------------------------------------------
 
     def _acquire_blocking(
-        self, scope: str, claims: str | None, tenant: str | None
+        self, scope: str, claims: str | None, tenant: str | None, deadline: float
     ) -> TokenResponse:
+        self._transport.begin(deadline)
         issued_at = time.time()
         try:
             app = self._app_for(tenant or self._authority.tenant)
             result = app.acquire_token_for_client([scope], claims_challenge=claims)
-        except AioEntraError:
-            raise
         except Exception as exc:
-            # msal wraps what our transport raised (tenant discovery re-raises as
-            # ValueError): surface our typed error, or say what msal refused.
-            raise _unwrap(exc) from exc
-        if not isinstance(result, dict):
-            raise AioEntraError("msal returned no result for the token request")
-        if "access_token" not in result:
-            raise error_from_response(result, status=self._transport.last_status())
-        refresh_on = result.get("refresh_on")
-        refresh_in = float(refresh_on) - issued_at if refresh_on is not None else None
-        return TokenResponse(
-            access_token=str(result["access_token"]),
-            token_type=str(result.get("token_type") or "Bearer"),
-            expires_in=float(result.get("expires_in") or 0),
-            refresh_in=refresh_in,
-            issued_at=issued_at,
-        )
+            error = _unwrap(exc)
+        else:
+            if not isinstance(result, dict):
+                raise AioEntraError("msal returned no result for the token request")
+            if "access_token" in result:
+                return _token_response(result, issued_at)
+            error = error_from_response(result, status=self._transport.last_status())
+        # A fresh copy, raised without cause or context: the original's traceback holds
+        # msal's and the transport's frames, whose locals include the request form
+        # (client secret, assertion) - error reporters that capture locals must not see it.
+        raise copy.copy(error) from None
 
     def _app_for(self, tenant: str) -> Any:
         secret = self._current_secret()
@@ -163,9 +220,10 @@ class MsalEngine:
             return app
 
     def _current_secret(self) -> str | None:
-        if not isinstance(self._credential, SecretCredential):
+        credential = self._credential
+        if not isinstance(credential, SecretCredential):
             return None
-        secret = self._resolve(self._credential.get_secret())
+        secret = self._from_credential(credential.get_secret)
         if not secret:
             raise ConfigurationError("the secret credential returned an empty secret")
         return secret
@@ -180,18 +238,46 @@ class MsalEngine:
                 client_id=str(context.get("client_id") or self._client_id),
                 token_endpoint=str(context.get("token_endpoint") or ""),
             )
-            return self._resolve(credential.get_assertion(bound))
+            return self._from_credential(lambda: credential.get_assertion(bound))
 
         return {"client_assertion": client_assertion}
 
-    def _resolve(self, value: str | Awaitable[str]) -> str:
-        """A credential's value: awaitables run on the event loop, plain values as they are."""
-        if inspect.isawaitable(value):
-            return asyncio.run_coroutine_threadsafe(_await(value), self._loop).result()
-        return value
+    def _from_credential(self, produce: Callable[[], str | Awaitable[str]]) -> str:
+        """A credential's value; coroutines run on the loop, failures become typed errors."""
+        try:
+            value = produce()
+            if inspect.isawaitable(value):
+                return self._transport.run(_await(value))
+            return value
+        except AioEntraError:
+            raise
+        except Exception as exc:
+            raise CredentialUnavailableError(
+                f"{self._credential!r} failed: {type(exc).__name__}",
+                hint="the credential's own source (a file, a callback, a managed identity) "
+                "failed; the request is retried.",
+            ) from None
+
+
+def _token_response(result: dict[str, Any], issued_at: float) -> TokenResponse:
+    expires_in = float(result.get("expires_in") or 0)
+    if expires_in <= 0:
+        raise IdentityProviderUnavailableError(
+            "the token response has no lifetime (expires_in)",
+            hint="the identity provider's answer is malformed.",
+        )
+    refresh_on = result.get("refresh_on")
+    return TokenResponse(
+        access_token=str(result["access_token"]),
+        token_type=str(result.get("token_type") or "Bearer"),
+        expires_in=expires_in,
+        refresh_in=float(refresh_on) - issued_at if refresh_on is not None else None,
+        issued_at=issued_at,
+    )
 
 
 def _unwrap(exc: BaseException) -> AioEntraError:
+    """Our typed error behind what msal raised, or a typed error naming msal's refusal."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -200,7 +286,7 @@ def _unwrap(exc: BaseException) -> AioEntraError:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return ConfigurationError(
-        f"msal refused the request: {type(exc).__name__}: {exc}",
+        f"msal refused the request: {type(exc).__name__}",
         hint="check the authority, tenant and credential settings.",
     )
 

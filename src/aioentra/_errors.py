@@ -19,8 +19,10 @@ __all__ = [
     "ConfigurationError",
     "ConsentRequiredError",
     "CredentialRejectedError",
+    "CredentialUnavailableError",
     "IdentityProviderUnavailableError",
     "InvalidScopeError",
+    "ProviderClosedError",
     "TenantNotFoundError",
     "ThrottledError",
     "error_from_response",
@@ -32,7 +34,10 @@ class AioEntraError(Exception):
 
     Attributes are ``None`` or empty when the error did not come from a server
     response (for example a configuration error found before any request).
+    ``retryable`` says whether sending the same request again may succeed.
     """
+
+    retryable: bool = False
 
     def __init__(
         self,
@@ -112,9 +117,23 @@ class ConsentRequiredError(AuthenticationError):
 class ThrottledError(AioEntraError):
     """The identity provider asked us to slow down (HTTP 429); see ``retry_after``."""
 
+    retryable = True
+
 
 class IdentityProviderUnavailableError(AioEntraError):
     """The identity provider could not be reached or failed (5xx, reset, timeout, bad body)."""
+
+    retryable = True
+
+
+class CredentialUnavailableError(AioEntraError):
+    """The credential could not produce its secret or assertion (its own source failed)."""
+
+    retryable = True
+
+
+class ProviderClosedError(AioEntraError, RuntimeError):
+    """The :class:`~aioentra.TokenProvider` was closed (or belongs to another event loop)."""
 
 
 # AADSTS code -> (error class, hint). The hints are the first thing to check.

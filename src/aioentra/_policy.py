@@ -75,13 +75,18 @@ class RefreshPolicy:
 
     def refresh_at(self, issued_at: float, expires_in: float, refresh_in: float | None) -> float:
         """The Unix time at which a token issued at ``issued_at`` should be refreshed."""
-        usable_until = issued_at + expires_in - self.expiry_margin
+        usable_until = issued_at + expires_in - self.margin_for(expires_in)
         if refresh_in is not None and refresh_in > 0:
             planned = issued_at + refresh_in
         else:
             jitter = random.uniform(0, self.jitter_fraction)  # noqa: S311
             planned = issued_at + expires_in * (self.refresh_fraction + jitter)
         return max(issued_at, min(planned, usable_until))
+
+    def margin_for(self, expires_in: float) -> float:
+        """The expiry margin for a token of this lifetime: at most a quarter of it, so that a
+        short-lived token is still cached."""
+        return min(self.expiry_margin, expires_in / 4)
 
     def failure_delay(self, failures: int, retry_after: float | None) -> float:
         delay = min(self.max_failure_backoff, self.failure_backoff * (2.0 ** max(0, failures - 1)))

@@ -29,8 +29,9 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ._authority import AZURE_PUBLIC_CLOUD, Authority, validate_scope
-from ._engine import MsalEngine, TokenResponse
-from ._errors import AioEntraError, ConfigurationError
+from ._cache import CacheEntry, TokenCache
+from ._engine import MsalEngine
+from ._errors import AioEntraError, ConfigurationError, InvalidScopeError, ProviderClosedError
 from ._policy import RefreshPolicy, RetryPolicy
 from ._token import AccessToken
 from ._transport import LoopTransport
@@ -45,33 +46,6 @@ __all__ = ["TokenProvider"]
 
 logger = logging.getLogger("aioentra")
 _now = time.time
-
-
-class _KeyState:
-    """Everything the provider knows about one cache key."""
-
-    __slots__ = (
-        "blocked_until",
-        "claims",
-        "failures",
-        "inflight",
-        "last_error",
-        "refresh_at",
-        "scope",
-        "tenant",
-        "token",
-    )
-
-    def __init__(self, scope: str, tenant: str | None, claims: str | None) -> None:
-        self.scope = scope
-        self.tenant = tenant
-        self.claims = claims
-        self.token: AccessToken | None = None
-        self.refresh_at = 0.0
-        self.inflight: asyncio.Task[AccessToken] | None = None
-        self.failures = 0
-        self.blocked_until = 0.0
-        self.last_error: AioEntraError | None = None
 
 
 class TokenProvider:
@@ -127,7 +101,10 @@ class TokenProvider:
         )
         self._credential = credential
         self._client_id = client_id
-        self._allowed_tenants = frozenset(t.lower() for t in additionally_allowed_tenants)
+        self._allowed_tenants = frozenset(
+            t if t == "*" else self._authority.with_tenant(t).tenant.lower()
+            for t in additionally_allowed_tenants
+        )
         self._capabilities = tuple(client_capabilities)
         self._retry = retry or RetryPolicy()
         self._refresh = refresh or RefreshPolicy()
@@ -135,12 +112,14 @@ class TokenProvider:
         self._ca_file = ca_file
         self._ssl_context = ssl_context
         self._trust_env = trust_env
-        self._session = session
+        self._session = _checked_session(session)
         self._owns_session = session is None
         self._engine: MsalEngine | None = None
-        self._states: dict[Any, _KeyState] = {}
+        self._cache = TokenCache(self._refresh)
         self._valid_scopes: set[str] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
+        self._closing: asyncio.Future[None] | None = None
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -187,18 +166,20 @@ class TokenProvider:
         those claims and also replaces the plain token for ``scope``.
         ``force_refresh`` skips the cache (joining a request already in flight).
         """
-        # The warm path: one dict lookup and one clock read. ``refresh_at`` is 0 until a
-        # token is stored, so a future ``refresh_at`` implies a token.
-        state = self._states.get(scope)
+        # The warm path: one dict lookup and one clock read.
+        try:
+            entry = self._cache.entries.get(scope)
+        except TypeError:
+            entry = None  # not hashable: the slow path says what is wrong
         if (
-            state is not None
-            and _now() < state.refresh_at
+            entry is not None
+            and _now() < entry.refresh_at
             and claims is None
             and tenant_id is None
             and not force_refresh
         ):
-            return state.token  # type: ignore[return-value]
-        return await self._get_token(scope, claims, tenant_id, force_refresh, None)
+            return entry.token  # type: ignore[return-value]
+        return await self._get_token(scope, claims or None, tenant_id, force_refresh, None)
 
     async def renew_token(
         self, scope: str, *, rejected: AccessToken, tenant_id: str | None = None
@@ -206,30 +187,38 @@ class TokenProvider:
         """Return a token other than ``rejected`` (which a resource refused with a 401).
 
         If the cache already holds a newer token it is returned; otherwise one request
-        is made, shared by every caller that reports the same rejected token.
+        is made, shared by every caller that reports the same rejected token. While the
+        key backs off after a failure, the failure is raised instead.
         """
         return await self._get_token(scope, None, tenant_id, False, rejected)
 
     async def close(self) -> None:
-        """Stop background refreshes, worker threads and the owned HTTP session."""
-        if self._closed:
-            return
-        self._closed = True
-        tasks = [s.inflight for s in self._states.values() if s.inflight is not None]
+        """Stop background refreshes, worker threads and the owned HTTP session.
+
+        Safe to call more than once and to cancel: the shutdown runs to its end in a
+        task of its own, which every call waits for.
+        """
+        if self._closing is None:
+            self._closed = True
+            self._closing = asyncio.ensure_future(self._shutdown())
+        await asyncio.shield(self._closing)
+
+    async def _shutdown(self) -> None:
+        entries = list(self._cache.entries.values())
+        tasks = [e.inflight for e in entries if e.inflight is not None]
         for task in tasks:
             task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        self._states.clear()
         if self._engine is not None:
             await self._engine.close()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._cache.clear()
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
 
     async def __aenter__(self) -> TokenProvider:
-        if self._closed:
-            raise ConfigurationError("this TokenProvider is closed; create a new one")
+        self._check_open()
         return self
 
     async def __aexit__(
@@ -254,6 +243,18 @@ class TokenProvider:
 
     # -- the slow path -------------------------------------------------------------------------
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ProviderClosedError("this TokenProvider is closed; create a new one")
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise ProviderClosedError(
+                "this TokenProvider belongs to another event loop",
+                hint="create one provider per event loop (asyncio.run() makes a new loop).",
+            )
+
     async def _get_token(
         self,
         scope: str,
@@ -262,41 +263,46 @@ class TokenProvider:
         force: bool,
         rejected: AccessToken | None,
     ) -> AccessToken:
-        if self._closed:
-            raise ConfigurationError("this TokenProvider is closed; create a new one")
-        state = self._state_for(scope, claims, tenant_id)
-        now = time.time()
-        token = state.token
-        usable = token is not None and now < token.expires_on - self._refresh.expiry_margin
+        self._check_open()
+        entry = self._entry_for(scope, claims, tenant_id)
+        now = _now()
+        token = entry.token
+        usable = entry.usable(now)
         if rejected is not None and token is not None and token.token == rejected.token:
             usable = False
         if usable and not force:
             assert token is not None
-            if now >= state.refresh_at and state.inflight is None and now >= state.blocked_until:
-                logger.debug("refreshing %s ahead of expiry", state.scope)
-                self._start_request(state)
+            if now >= entry.refresh_at and entry.inflight is None and now >= entry.blocked_until:
+                logger.debug("refreshing %s ahead of expiry", entry.scope)
+                self._start_request(entry)
             return token
-        if state.inflight is None:
-            if not force and rejected is None and now < state.blocked_until:
-                assert state.last_error is not None
-                raise copy.copy(state.last_error)
-            self._start_request(state)
-        assert state.inflight is not None
-        return await asyncio.shield(state.inflight)
+        task = entry.inflight
+        if task is None:
+            if now < entry.blocked_until and entry.last_error is not None:
+                # The key backs off after a failure (or the server's Retry-After): new
+                # callers, forced refreshes and renewals included, get that failure.
+                raise copy.copy(entry.last_error)
+            task = self._start_request(entry)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled() and self._closed and not _cancelling():
+                raise ProviderClosedError("the TokenProvider was closed") from None
+            raise
 
-    def _state_for(self, scope: str, claims: str | None, tenant_id: str | None) -> _KeyState:
+    def _entry_for(self, scope: str, claims: str | None, tenant_id: str | None) -> CacheEntry:
         if scope not in self._valid_scopes:
+            if not isinstance(scope, str):
+                raise InvalidScopeError(
+                    f"the scope must be a string, got {type(scope).__name__}",
+                    hint="pass one '{resource}/.default' string.",
+                )
             if validate_scope(scope) != scope:
-                raise ConfigurationError(
+                raise InvalidScopeError(
                     f"scope {scope!r} has surrounding white space", hint="strip it."
                 )
             self._valid_scopes.add(scope)
-        tenant = self._check_tenant(tenant_id)
-        key: Any = scope if claims is None and tenant is None else (scope, tenant, claims)
-        state = self._states.get(key)
-        if state is None:
-            state = self._states[key] = _KeyState(scope, tenant, claims)
-        return state
+        return self._cache.entry(scope, self._check_tenant(tenant_id), claims)
 
     def _check_tenant(self, tenant_id: str | None) -> str | None:
         own = self._authority.tenant
@@ -307,78 +313,68 @@ class TokenProvider:
                     hint="pass tenant_id= with each get_token() call (the customer's tenant).",
                 )
             return None
-        if own.lower() == "organizations" or "*" in self._allowed_tenants:
-            return Authority(self._authority.host, own).with_tenant(tenant_id).tenant
-        if tenant_id.lower() not in self._allowed_tenants:
+        tenant = self._authority.with_tenant(tenant_id).tenant.lower()
+        if (
+            own.lower() != "organizations"
+            and "*" not in self._allowed_tenants
+            and tenant not in self._allowed_tenants
+        ):
             raise ConfigurationError(
                 f"tenant {tenant_id!r} is not allowed for this provider",
                 hint="add it to additionally_allowed_tenants (or '*' for any tenant).",
             )
-        return tenant_id
+        return tenant
 
-    def _start_request(self, state: _KeyState) -> None:
-        task = asyncio.get_running_loop().create_task(self._request(state))
-        state.inflight = task
-        task.add_done_callback(lambda t: self._request_done(state, t))
+    def _start_request(self, entry: CacheEntry) -> asyncio.Task[AccessToken]:
+        task = asyncio.get_running_loop().create_task(self._request(entry, entry.generation))
+        entry.inflight = task
+        task.add_done_callback(lambda t: self._request_done(entry, t))
+        return task
 
-    def _request_done(self, state: _KeyState, task: asyncio.Task[AccessToken]) -> None:
-        if state.inflight is task:
-            state.inflight = None
+    @staticmethod
+    def _request_done(entry: CacheEntry, task: asyncio.Task[AccessToken]) -> None:
+        if entry.inflight is task:
+            entry.inflight = None
         if not task.cancelled():
             task.exception()  # retrieved here: background failures are logged, not lost
 
-    async def _request(self, state: _KeyState) -> AccessToken:
+    async def _request(self, entry: CacheEntry, generation: int) -> AccessToken:
         engine = self._get_engine()
         started = time.monotonic()
         try:
-            response = await engine.acquire(state.scope, claims=state.claims, tenant=state.tenant)
+            response = await engine.acquire(entry.scope, claims=entry.claims, tenant=entry.tenant)
         except AioEntraError as error:
-            state.failures += 1
-            delay = self._refresh.failure_delay(state.failures, error.retry_after)
-            state.blocked_until = time.time() + delay
-            state.last_error = error
-            has_token = state.token is not None and time.time() < state.token.expires_on
+            entry.failures += 1
+            delay = self._refresh.failure_delay(entry.failures, error.retry_after)
+            entry.blocked_until = _now() + delay
+            entry.last_error = error
             logger.warning(
                 "token request for %s failed (%s%s); next attempt in %.1fs%s",
-                state.scope,
+                entry.scope,
                 error.error or type(error).__name__,
                 f", codes {list(error.error_codes)}" if error.error_codes else "",
                 delay,
-                ", serving the cached token meanwhile" if has_token else "",
+                ", serving the cached token meanwhile" if entry.usable(_now()) else "",
             )
             raise
-        token = self._store(state, response)
+        entry.failures = 0
+        entry.blocked_until = 0.0
+        entry.last_error = None
+        token = self._cache.store(
+            entry,
+            access_token=response.access_token,
+            token_type=response.token_type,
+            issued_at=response.issued_at,
+            expires_in=response.expires_in,
+            refresh_in=response.refresh_in,
+            generation=generation,
+        )
         logger.debug(
             "got a token for %s in %.3fs, valid %.0fs",
-            state.scope,
+            entry.scope,
             time.monotonic() - started,
             response.expires_in,
         )
-        return token
-
-    def _store(self, state: _KeyState, response: TokenResponse) -> AccessToken:
-        token = AccessToken(
-            token=response.access_token,
-            expires_on=response.issued_at + response.expires_in,
-            refresh_on=self._refresh.refresh_at(
-                response.issued_at, response.expires_in, response.refresh_in
-            ),
-            scope=state.scope,
-            token_type=response.token_type,
-        )
-        state.token = token
-        state.refresh_at = token.refresh_on
-        state.failures = 0
-        state.blocked_until = 0.0
-        state.last_error = None
-        if state.claims is not None:
-            # A token issued for a claims challenge supersedes the plain one, which the
-            # resource has just refused.
-            plain: Any = state.scope if state.tenant is None else (state.scope, state.tenant, None)
-            base = self._states.get(plain)
-            if base is not None:
-                base.token = token
-                base.refresh_at = token.refresh_on
         return token
 
     def _get_engine(self) -> MsalEngine:
@@ -387,7 +383,10 @@ class TokenProvider:
             authority = self._authority
             insecure = None if authority.is_https else urlsplit(authority.host).netloc
             transport = LoopTransport(
-                loop, self._get_session, self._retry, insecure_origin=insecure
+                loop,
+                self._get_session,
+                attempt_timeout=self._retry.attempt_timeout,
+                insecure_origin=insecure,
             )
             self._engine = MsalEngine(
                 credential=self._credential,
@@ -395,20 +394,43 @@ class TokenProvider:
                 authority=authority,
                 transport=transport,
                 loop=loop,
+                policy=self._retry,
                 max_workers=self._max_workers,
                 client_capabilities=self._capabilities,
             )
         return self._engine
 
-    def _get_session(self) -> aiohttp.ClientSession:
+    async def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None:
             if self._closed:
-                raise ConfigurationError("this TokenProvider is closed; create a new one")
+                raise ProviderClosedError("this TokenProvider is closed; create a new one")
             context = self._ssl_context
             if context is None:
-                context = ssl.create_default_context(cafile=self._ca_file)
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(ssl=context, limit=self._max_workers * 2),
-                trust_env=self._trust_env,
-            )
+                # Reading the CA bundle is disk I/O: not on the event loop.
+                context = await asyncio.to_thread(ssl.create_default_context, cafile=self._ca_file)
+            if self._session is None:
+                self._session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(ssl=context, limit=self._max_workers * 2),
+                    trust_env=self._trust_env,
+                )
         return self._session
+
+
+def _checked_session(session: aiohttp.ClientSession | None) -> aiohttp.ClientSession | None:
+    """Refuse a session that would send its own credentials to the identity provider."""
+    if session is not None and (
+        session.auth is not None or any(name.lower() == "authorization" for name in session.headers)
+    ):
+        raise ConfigurationError(
+            "the session passed to TokenProvider has default credentials",
+            hint="its Authorization header or auth would go to the token endpoint: pass a "
+            "session without them (or none, and the provider makes its own).",
+        )
+    return session
+
+
+def _cancelling() -> int:
+    """How many cancellations the current task has pending (0 on Python 3.10)."""
+    task = asyncio.current_task()
+    cancelling = getattr(task, "cancelling", None)
+    return int(cancelling()) if cancelling is not None else 0

@@ -155,6 +155,7 @@ def test_malformed_authorities_are_refused(bad: str) -> None:
         ("127.8.0.1", True),
         ("::1", True),
         ("[::1]", True),
+        ("app.localhost", False),
         ("10.0.0.1", False),
         ("example.com", False),
     ],

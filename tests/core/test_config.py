@@ -67,21 +67,24 @@ def test_environment_with_federated_token_file(tmp_path: Path) -> None:
     assert isinstance(settings.credential, ClientAssertion)
 
 
-def test_environment_errors_name_variables_not_values() -> None:
+def test_environment_errors_and_precedence() -> None:
     with pytest.raises(ConfigurationError, match="AZURE_TENANT_ID, AZURE_CLIENT_ID"):
         Settings.from_environment({})
     with pytest.raises(ConfigurationError, match="no credential"):
         Settings.from_environment({"AZURE_TENANT_ID": TENANT, "AZURE_CLIENT_ID": CLIENT})
-    with pytest.raises(ConfigurationError, match="several credentials") as info:
-        Settings.from_environment(
-            {
-                "AZURE_TENANT_ID": TENANT,
-                "AZURE_CLIENT_ID": CLIENT,
-                "AZURE_CLIENT_SECRET": "topsecret",
-                "AZURE_FEDERATED_TOKEN_FILE": "/nonexistent",
-            }
-        )
-    assert "topsecret" not in str(info.value)
+    settings = Settings.from_environment(
+        {
+            "AZURE_TENANT_ID": TENANT,
+            "AZURE_CLIENT_ID": CLIENT,
+            "AZURE_CLIENT_SECRET": "topsecret",
+            "AZURE_FEDERATED_TOKEN_FILE": "/nonexistent",
+            "AZURE_ADDITIONALLY_ALLOWED_TENANTS": "contoso.com; fabrikam.com",
+        }
+    )
+    # azure-identity's precedence: the secret wins over the injected federated token file
+    assert isinstance(settings.credential, ClientSecret)
+    assert settings.additionally_allowed_tenants == ("contoso.com", "fabrikam.com")
+    assert settings.provider()._allowed_tenants == {"contoso.com", "fabrikam.com"}
 
 
 def test_msal_parameters_json_with_secret(tmp_path: Path) -> None:
@@ -198,6 +201,21 @@ def test_bad_files_give_clear_errors(tmp_path: Path) -> None:
             }
         )
     )
+    (tmp_path / "b64.json").write_text(
+        json.dumps(
+            {
+                "AzureAd": {
+                    "TenantId": TENANT,
+                    "ClientId": CLIENT,
+                    "ClientCredentials": [
+                        {"SourceType": "Base64Encoded", "Base64EncodedValue": "not base64!"}
+                    ],
+                }
+            }
+        )
+    )
+    with pytest.raises(ConfigurationError, match="not valid base64"):
+        Settings.from_file(tmp_path / "b64.json")
     with pytest.raises(ConfigurationError, match="no usable credential") as info:
         Settings.from_file(tmp_path / "kv.json")
     assert "KeyVault" in (info.value.hint or "")

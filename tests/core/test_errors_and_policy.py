@@ -110,7 +110,9 @@ def test_refresh_time_honours_refresh_in_and_fraction() -> None:
     assert 1000 + 1800 <= planned <= 1000 + 3600 * 0.6
     # never later than the end of usability, never before issue
     assert policy.refresh_at(1000.0, 3600, 99999) == 1000 + 3600 - 60
-    assert policy.refresh_at(1000.0, 30, None) == 1000.0
+    # a short-lived token keeps a quarter of its life as margin, and is still cached
+    assert 1015 <= policy.refresh_at(1000.0, 30, None) <= 1018
+    assert policy.margin_for(30) == 7.5 and policy.margin_for(3600) == 60
     with pytest.raises(ValueError, match="refresh_fraction"):
         RefreshPolicy(refresh_fraction=0)
 
