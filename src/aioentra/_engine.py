@@ -208,7 +208,7 @@ class MsalEngine:
             app = msal.ConfidentialClientApplication(
                 self._client_id,
                 client_credential=secret if secret is not None else self._assertion_credential(),
-                authority=self._authority.with_tenant(tenant).url,
+                authority=_https(self._authority.with_tenant(tenant).url),
                 http_client=self._transport,
                 token_cache=_AccessTokensNotKept(),
                 http_cache=_NoStore(),
@@ -257,6 +257,12 @@ class MsalEngine:
                 hint="the credential's own source (a file, a callback, a managed identity) "
                 "failed; the request is retried.",
             ) from None
+
+
+def _https(url: str) -> str:
+    """msal only accepts https authorities: a plain-http loopback one is given to it as https,
+    and the transport sends its requests for that origin over http."""
+    return "https://" + url[len("http://") :] if url.startswith("http://") else url
 
 
 def _token_response(result: dict[str, Any], issued_at: float) -> TokenResponse:
