@@ -7,7 +7,9 @@ sub-parser from a ``configure`` function and runs with the parsed namespace. Add
 ``aioentra emulator`` runs the local identity platform until Ctrl-C / SIGTERM and prints how to
 point clients at it. With ``--register-app NAME`` it registers an app and prints its client id
 **and client secret** on standard output, once: that is deliberate, for local development against
-a throw-away emulator whose secrets protect nothing. Nothing is written to a log.
+a throw-away emulator whose secrets protect nothing. The managed identity endpoint's
+``IDENTITY_HEADER`` value is printed for the same reason (clients must send it). Nothing is
+written to a log.
 """
 
 from __future__ import annotations
@@ -101,9 +103,11 @@ def describe(emu: Emulator) -> list[str]:
         f"token_endpoint={emu.token_endpoint}",
         f"ca_file={emu.ca_file}",
         "",
-        "# trust the emulator CA (set before starting the client process):",
-        f"export REQUESTS_CA_BUNDLE={emu.ca_file}",
-        f"export SSL_CERT_FILE={emu.ca_file}",
+        "# trust the emulator CA per client (verify= / connection_verify= / ca_file=), or",
+        "# process-wide with a bundle that keeps the public CAs (a bare CA file as",
+        "# SSL_CERT_FILE would replace them, and it is deleted when the emulator stops):",
+        f'#   cat "$(python -m certifi)" {emu.ca_file} > emulator-bundle.pem',
+        "export REQUESTS_CA_BUNDLE=$PWD/emulator-bundle.pem",
         f"export AZURE_AUTHORITY_HOST={emu.base_url}",
         "# msal: ConfidentialClientApplication(client_id, client_credential=secret,",
         f"#     authority='{emu.authority}', instance_discovery=False)",
@@ -150,7 +154,7 @@ def run_emulator(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(serve_emulator(args, out=out))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, KeyError) as exc:
         print(f"aioentra emulator: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -6,8 +6,16 @@ Fixtures:
     One :class:`~aioentra.emulator.Emulator` for the whole test session.
 ``aioentra_app`` (function)
     A freshly registered app with a client secret (``app.client_id``, ``app.secret``), removed after
-    the test. ``aioentra_cert_app`` (function)
+    the test.
+``aioentra_cert_app`` (function)
     A freshly registered app with a generated certificate (``app.certificate``) and no secret.
+``aioentra_api`` (function)
+    A freshly registered API (``api.identifier_uri``, ``api.app_id``, roles ``Test.Read`` and
+    ``Test.Write``), removed after the test.
+
+The emulator is shared, so these fixtures keep tests apart: each registers its own objects under
+unique names, and faults are cleared when a test that used one of them ends. Count requests per
+app (``emu.requests.count(endpoint="token", client_id=app.client_id)``), not globally.
 
 Design: async test plugins (pytest-anyio, pytest-asyncio) run each test on its own, function-scoped
 event loop, and an aiohttp server bound to one loop cannot serve clients on another. So the session
@@ -28,9 +36,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from aioentra.emulator import App, Emulator
+    from aioentra.emulator import Api, App, Emulator
 
-__all__ = ["aioentra_app", "aioentra_cert_app", "aioentra_emulator"]
+__all__ = ["aioentra_api", "aioentra_app", "aioentra_cert_app", "aioentra_emulator"]
 
 _numbers = itertools.count(1)
 
@@ -51,6 +59,7 @@ def aioentra_app(aioentra_emulator: Emulator) -> Iterator[App]:
     app = aioentra_emulator.add_app(f"test-app-{next(_numbers)}")
     yield app
     aioentra_emulator.remove_app(app)
+    aioentra_emulator.faults.clear()
 
 
 @pytest.fixture
@@ -61,3 +70,15 @@ def aioentra_cert_app(aioentra_emulator: Emulator) -> Iterator[App]:
     )
     yield app
     aioentra_emulator.remove_app(app)
+    aioentra_emulator.faults.clear()
+
+
+@pytest.fixture
+def aioentra_api(aioentra_emulator: Emulator) -> Iterator[Api]:
+    """A new API (identifier URI ``api://aioentra-test-api-N``) with two app roles."""
+    api = aioentra_emulator.add_api(
+        f"api://aioentra-test-api-{next(_numbers)}", roles=["Test.Read", "Test.Write"]
+    )
+    yield api
+    aioentra_emulator.remove_api(api)
+    aioentra_emulator.faults.clear()

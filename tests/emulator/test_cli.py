@@ -73,6 +73,7 @@ def test_cli_serves_discovery_and_registers_app(tmp_path: Path) -> None:
             if "=" in line and not line.startswith(("#", "export"))
         )
         assert any(line.startswith("export REQUESTS_CA_BUNDLE=") for line in lines)
+        assert not any(line.startswith("export SSL_CERT_FILE=") for line in lines)
         assert any("instance_discovery=False" in line for line in lines)
         app_line = next(line for line in lines if line.startswith("app demo:"))
         assert "client_id=" in app_line

@@ -9,7 +9,19 @@ from pathlib import Path
 
 TEST_FILE = """
 import msal
+import pytest
 import requests
+from aioentra.emulator import Fault
+
+# A client kept open for the whole session (an idle keep-alive connection when the
+# emulator stops) must not make the run fail with a ResourceWarning.
+KEPT_OPEN = requests.Session()
+
+
+def _msal(emulator, app, session):
+    return msal.ConfidentialClientApplication(
+        app.client_id, client_credential=app.secret,
+        authority=emulator.authority, instance_discovery=False, http_client=session)
 
 
 def test_secret_app(aioentra_emulator, aioentra_app):
@@ -17,10 +29,8 @@ def test_secret_app(aioentra_emulator, aioentra_app):
     session.trust_env = False
     session.verify = aioentra_emulator.ca_file
     with session:
-        cca = msal.ConfidentialClientApplication(
-            aioentra_app.client_id, client_credential=aioentra_app.secret,
-            authority=aioentra_emulator.authority, instance_discovery=False, http_client=session)
-        result = cca.acquire_token_for_client(["https://vault.azure.net/.default"])
+        result = _msal(aioentra_emulator, aioentra_app, session).acquire_token_for_client(
+            ["https://vault.azure.net/.default"])
     assert "access_token" in result, result
 
 
@@ -29,8 +39,19 @@ def test_cert_app(aioentra_emulator, aioentra_cert_app):
     assert aioentra_cert_app.certificate.private_key_pem
 
 
+@pytest.mark.parametrize("round", [1, 2])
+def test_api_per_test_and_faults_do_not_leak(aioentra_emulator, aioentra_app, aioentra_api, round):
+    KEPT_OPEN.trust_env = False
+    KEPT_OPEN.verify = aioentra_emulator.ca_file
+    aioentra_emulator.grant(aioentra_app, aioentra_api, ["Test.Read"])
+    client = _msal(aioentra_emulator, aioentra_app, KEPT_OPEN)
+    result = client.acquire_token_for_client([f"{aioentra_api.identifier_uri}/.default"])
+    assert "access_token" in result, result  # round 2: round 1's fault is gone
+    aioentra_emulator.faults.add(Fault(endpoint="token", kind="status", status=503, count=None))
+
+
 def test_same_emulator(aioentra_emulator, aioentra_app):
-    assert aioentra_emulator.requests.count("token", status=200) == 1
+    assert aioentra_emulator.requests.count("token", status=200) == 3
 """
 
 
@@ -56,7 +77,7 @@ def test_plugin_fixtures_in_a_fresh_session(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 passed" in result.stdout
+    assert "5 passed" in result.stdout
 
 
 def test_plugin_is_harmless_when_unused(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def audience_matches(
 ) -> bool:
     """Whether ``aud`` names this tenant's token endpoint on this emulator.
 
-    Accepted: ``https://{localhost|127.0.0.1|[::1]|<request host>}:{port}/{tenant id
+    Accepted: ``https://{localhost|127.0.0.1|[::1]|<subject alt name>}:{port}/{tenant id
     or domain}/oauth2/v2.0/token``
     (and the v1 ``/oauth2/token`` path), with or without a trailing slash.
     """
@@ -225,3 +225,4 @@ def _verify_federated_assertion(
             app_id=app.client_id,
         ) from exc
     _check_time_window(claims, state.clock_skew)
+    _check_replay(claims, app, state)

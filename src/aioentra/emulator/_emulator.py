@@ -80,6 +80,7 @@ class Emulator:
         self.managed_identity = ManagedIdentityServer(self)
         self._port = port if port is not None else (cfg.port or 0)
         self._names = tuple(subject_alt_names)
+        self.state.server_names = frozenset(name.lower() for name in self._names)
         default = self.state.add_tenant(
             tenant_id or cfg.tenant_id, domain or cfg.domain or DEFAULT_DOMAIN
         )
@@ -225,6 +226,10 @@ class Emulator:
 
     def remove_app(self, app: App | str) -> None:
         self.state.remove_app(self._app(app))
+
+    def remove_api(self, api: Api) -> None:
+        """Unregister ``api`` and the grants on it (its identifier URI can be reused)."""
+        self.state.remove_api(api)
 
     def add_secret(
         self, app: App | str, value: str | None = None, *, expires_at: datetime | None = None
@@ -430,7 +435,15 @@ class Emulator:
             runner, self._runner = self._runner, None
             try:
                 if runner is not None:
+                    # cleanup() closes connections with a TLS close_notify that waits for the
+                    # client; one a client keeps open (an idle keep-alive) would outlive the
+                    # loop and warn. Abort whatever is still open once cleanup is done.
+                    server = runner.server
+                    transports = [c.transport for c in server.connections] if server else []
                     await runner.cleanup()
+                    for transport in transports:
+                        if transport is not None:
+                            transport.abort()
             finally:
                 if self._tmp is not None:
                     shutil.rmtree(self._tmp, ignore_errors=True)

@@ -140,7 +140,7 @@ def authenticate(
             raise _unauthorized("Token not yet valid.") from None
         claims = None
     audience = (claims or unverified).get("aud")
-    if audience not in VAULT_AUDIENCES:
+    if not isinstance(audience, str) or audience not in VAULT_AUDIENCES:
         raise _unauthorized(
             f"AKV10022: Invalid audience. Expected {VAULT_RESOURCE}, found: {audience}."
         )

@@ -91,6 +91,9 @@ class EmulatorState:
         self.apps: dict[str, App] = {}  # by client id
         # (client id, api tenant id, api app id) -> roles
         self.grants: dict[tuple[str, str, str], frozenset[str]] = {}
+        #: Extra host names the server certificate covers (``subject_alt_names``): the only
+        #: hosts besides loopback that a client assertion's ``aud`` may name.
+        self.server_names: frozenset[str] = frozenset()
         self.token_lifetime = validate_token_lifetime(token_lifetime)
         self.refresh_in = refresh_in
         self.clock_skew = clock_skew
@@ -209,6 +212,12 @@ class EmulatorState:
         with self._lock:
             self.apps.pop(app.client_id, None)
             for key in [k for k in self.grants if k[0] == app.client_id]:
+                del self.grants[key]
+
+    def remove_api(self, api: Api) -> None:
+        with self._lock:
+            self.apis.pop((api.tenant_id, api.app_id), None)
+            for key in [k for k in self.grants if k[1:] == (api.tenant_id, api.app_id)]:
                 del self.grants[key]
 
     def add_secret(self, app: App, value: str, expires_at: datetime | None) -> None:

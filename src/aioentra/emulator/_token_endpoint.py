@@ -133,7 +133,9 @@ class _TokenRequest:
             if assertion_type != JWT_BEARER:
                 raise EntraError(900144, name="client_assertion_type")
             emulator_port = self.state.port
-            hosts = frozenset({self.request.url.host or ""})
+            # Not the request's Host header, which the client chooses: the names the
+            # emulator's certificate covers.
+            hosts = self.state.server_names
             kind = verify_client_assertion(
                 assertion,
                 app,
