@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -25,6 +25,7 @@ __all__ = [
     "AZURE_GOVERNMENT",
     "AZURE_PUBLIC_CLOUD",
     "Authority",
+    "TenantRules",
     "is_loopback_host",
     "validate_scope",
 ]
@@ -143,6 +144,45 @@ class Authority:
         if parts.port is not None:
             netloc = f"{netloc}:{parts.port}"
         return cls(f"{scheme}://{netloc}", tenant)
+
+
+@dataclass(frozen=True)
+class TenantRules:
+    """Which tenants a provider may ask for tokens (multi-tenant apps).
+
+    The authority's own tenant always; others only when listed in
+    ``additionally_allowed_tenants`` (``"*"`` for any), or per request with the
+    ``organizations`` authority, which has no tenant of its own. Tenants compare
+    case-insensitively, so one tenant is one cache key however it is spelled.
+    """
+
+    authority: Authority
+    allowed: frozenset[str]
+
+    @classmethod
+    def build(cls, authority: Authority, allowed: Iterable[str]) -> TenantRules:
+        return cls(
+            authority,
+            frozenset(t if t == "*" else _check_tenant(t).lower() for t in allowed),
+        )
+
+    def resolve(self, tenant_id: str | None) -> str | None:
+        """The tenant of a request: ``None`` for the authority's own, else the lower-cased id."""
+        own = self.authority.tenant.lower()
+        if tenant_id is None or tenant_id.lower() == own:
+            if own == "organizations":
+                raise ConfigurationError(
+                    "the 'organizations' authority needs a tenant per request",
+                    hint="pass tenant_id= with each get_token() call (the customer's tenant).",
+                )
+            return None
+        tenant = _check_tenant(tenant_id).lower()
+        if own != "organizations" and "*" not in self.allowed and tenant not in self.allowed:
+            raise ConfigurationError(
+                f"tenant {tenant_id!r} is not allowed for this provider",
+                hint="add it to additionally_allowed_tenants (or '*' for any tenant).",
+            )
+        return tenant
 
 
 def _check_tenant(tenant: str) -> str:

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from ._authority import AZURE_PUBLIC_CLOUD, Authority, validate_scope
+from ._authority import AZURE_PUBLIC_CLOUD, Authority, TenantRules, validate_scope
 from ._cache import CacheEntry, TokenCache
 from ._engine import MsalEngine
 from ._errors import AioEntraError, ConfigurationError, InvalidScopeError, ProviderClosedError
@@ -101,10 +101,7 @@ class TokenProvider:
         )
         self._credential = credential
         self._client_id = client_id
-        self._allowed_tenants = frozenset(
-            t if t == "*" else self._authority.with_tenant(t).tenant.lower()
-            for t in additionally_allowed_tenants
-        )
+        self._tenants = TenantRules.build(self._authority, additionally_allowed_tenants)
         self._capabilities = tuple(client_capabilities)
         self._retry = retry or RetryPolicy()
         self._refresh = refresh or RefreshPolicy()
@@ -302,28 +299,7 @@ class TokenProvider:
                     f"scope {scope!r} has surrounding white space", hint="strip it."
                 )
             self._valid_scopes.add(scope)
-        return self._cache.entry(scope, self._check_tenant(tenant_id), claims)
-
-    def _check_tenant(self, tenant_id: str | None) -> str | None:
-        own = self._authority.tenant
-        if tenant_id is None or tenant_id.lower() == own.lower():
-            if own.lower() == "organizations":
-                raise ConfigurationError(
-                    "the 'organizations' authority needs a tenant per request",
-                    hint="pass tenant_id= with each get_token() call (the customer's tenant).",
-                )
-            return None
-        tenant = self._authority.with_tenant(tenant_id).tenant.lower()
-        if (
-            own.lower() != "organizations"
-            and "*" not in self._allowed_tenants
-            and tenant not in self._allowed_tenants
-        ):
-            raise ConfigurationError(
-                f"tenant {tenant_id!r} is not allowed for this provider",
-                hint="add it to additionally_allowed_tenants (or '*' for any tenant).",
-            )
-        return tenant
+        return self._cache.entry(scope, self._tenants.resolve(tenant_id), claims)
 
     def _start_request(self, entry: CacheEntry) -> asyncio.Task[AccessToken]:
         task = asyncio.get_running_loop().create_task(self._request(entry, entry.generation))

@@ -84,7 +84,7 @@ def test_environment_errors_and_precedence() -> None:
     # azure-identity's precedence: the secret wins over the injected federated token file
     assert isinstance(settings.credential, ClientSecret)
     assert settings.additionally_allowed_tenants == ("contoso.com", "fabrikam.com")
-    assert settings.provider()._allowed_tenants == {"contoso.com", "fabrikam.com"}
+    assert settings.provider()._tenants.allowed == {"contoso.com", "fabrikam.com"}
 
 
 def test_msal_parameters_json_with_secret(tmp_path: Path) -> None:

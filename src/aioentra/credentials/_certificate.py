@@ -232,16 +232,7 @@ class Certificate:
 
     def get_assertion(self, context: AssertionContext) -> str:
         """Sign a client assertion for ``context`` (CPU only; runs in a worker thread)."""
-        now = int(time.time())
-        claims = {
-            "aud": context.token_endpoint,
-            "iss": context.client_id,
-            "sub": context.client_id,
-            "jti": str(uuid.uuid4()),
-            "nbf": now,
-            "iat": now,
-            "exp": now + _ASSERTION_LIFETIME,
-        }
+        claims = _assertion_claims(context)
         headers: dict[str, object] = {"typ": "JWT"}
         if self._algorithm == "PS256":
             headers["x5t#S256"] = self.thumbprint_sha256
@@ -251,6 +242,21 @@ class Certificate:
         if self._send_chain:
             headers["x5c"] = self._x5c
         return jwt.encode(claims, self._key, algorithm=self._algorithm, headers=headers)
+
+
+def _assertion_claims(context: AssertionContext) -> dict[str, object]:
+    """RFC 7523 client-assertion claims as Entra requires them: ``aud`` = the token
+    endpoint, ``iss`` = ``sub`` = the client id, a fresh ``jti``, a short lifetime."""
+    now = int(time.time())
+    return {
+        "aud": context.token_endpoint,
+        "iss": context.client_id,
+        "sub": context.client_id,
+        "jti": str(uuid.uuid4()),
+        "nbf": now,
+        "iat": now,
+        "exp": now + _ASSERTION_LIFETIME,
+    }
 
 
 def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
@@ -331,16 +337,7 @@ class KeyWithThumbprint:
         self.thumbprint_sha1 = cleaned.upper()
 
     def get_assertion(self, context: AssertionContext) -> str:
-        now = int(time.time())
-        claims = {
-            "aud": context.token_endpoint,
-            "iss": context.client_id,
-            "sub": context.client_id,
-            "jti": str(uuid.uuid4()),
-            "nbf": now,
-            "iat": now,
-            "exp": now + _ASSERTION_LIFETIME,
-        }
+        claims = _assertion_claims(context)
         headers = {"typ": "JWT", "x5t": self._x5t}
         return jwt.encode(claims, self._key, algorithm="RS256", headers=headers)
 
