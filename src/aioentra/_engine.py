@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msal
 
@@ -39,6 +39,7 @@ from .credentials import AssertionContext, AssertionCredential, Credential, Secr
 __all__ = ["MsalEngine", "TokenResponse"]
 
 logger = logging.getLogger("aioentra")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,10 @@ class MsalEngine:
         self._running.add(future)
         future.add_done_callback(self._running.discard)
         return await asyncio.wrap_future(future)
+
+    async def run_blocking(self, func: Callable[[], T]) -> T:
+        """Run a blocking call (file I/O) in the engine's worker threads."""
+        return await asyncio.wrap_future(self._executor.submit(func))
 
     async def close(self) -> None:
         """Release the worker threads (cancelling what they wait for) and stop them.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import logging
 import os
 import ssl
@@ -91,6 +92,11 @@ class TokenProvider:
             )
         if ssl_context is not None and ca_file is not None:
             raise ConfigurationError("pass ca_file or ssl_context, not both")
+        if ca_file is not None and not os.path.isfile(ca_file):
+            raise ConfigurationError(
+                f"ca_file {ca_file!r} does not exist",
+                hint="give the path of a PEM file with the CA certificates to trust.",
+            )
         if max_workers < 1:
             raise ConfigurationError("max_workers must be at least 1")
         self._authority = Authority.parse(
@@ -117,6 +123,7 @@ class TokenProvider:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
+        self._session_ready: asyncio.Future[aiohttp.ClientSession] | None = None
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -318,6 +325,7 @@ class TokenProvider:
         engine = self._get_engine()
         started = time.monotonic()
         try:
+            await self._get_session()
             response = await engine.acquire(entry.scope, claims=entry.claims, tenant=entry.tenant)
         except AioEntraError as error:
             entry.failures += 1
@@ -377,18 +385,37 @@ class TokenProvider:
         return self._engine
 
     async def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            if self._closed:
-                raise ProviderClosedError("this TokenProvider is closed; create a new one")
-            context = self._ssl_context
-            if context is None:
-                # Reading the CA bundle is disk I/O: not on the event loop.
-                context = await asyncio.to_thread(ssl.create_default_context, cafile=self._ca_file)
-            if self._session is None:
-                self._session = aiohttp.ClientSession(
-                    connector=aiohttp.TCPConnector(ssl=context, limit=self._max_workers * 2),
-                    trust_env=self._trust_env,
+        """The session for token requests, created once (its TLS context read off the loop).
+
+        Awaited before a request is handed to a worker thread, never from one: creating
+        it uses a worker thread, which a waiting worker would otherwise deadlock on.
+        """
+        if self._session is not None:
+            return self._session
+        if self._closed:
+            raise ProviderClosedError("this TokenProvider is closed; create a new one")
+        if self._session_ready is None:
+            self._session_ready = asyncio.ensure_future(self._create_session())
+        return await asyncio.shield(self._session_ready)
+
+    async def _create_session(self) -> aiohttp.ClientSession:
+        context = self._ssl_context
+        if context is None:
+            # Reading the CA bundle is disk I/O: not on the event loop, and in the
+            # provider's own threads, which close() ends.
+            try:
+                context = await self._get_engine().run_blocking(
+                    functools.partial(ssl.create_default_context, cafile=self._ca_file)
                 )
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigurationError(
+                    f"ca_file {self._ca_file!r} could not be loaded: {type(exc).__name__}",
+                    hint="give a readable PEM file with the CA certificates to trust.",
+                ) from None
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=context, limit=self._max_workers * 2),
+            trust_env=self._trust_env,
+        )
         return self._session
 
 

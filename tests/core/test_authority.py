@@ -172,6 +172,8 @@ def test_provider_validates_before_any_network_call() -> None:
         TokenProvider("secret", tenant_id=TENANT, client_id="c")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError, match="common"):
         TokenProvider(secret, tenant_id="common", client_id="c")
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        TokenProvider(secret, tenant_id=TENANT, client_id="c", ca_file="/nonexistent/ca.pem")
     context = ssl.create_default_context()
     with pytest.raises(ConfigurationError, match="ca_file or ssl_context"):
         TokenProvider(

@@ -7,6 +7,7 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -249,3 +250,21 @@ async def test_no_secret_in_logs_messages_or_traceback_locals(
     assert assertions, "the assertion credential was used"
     for secret_value in [secret, token.token, *assertions]:
         assert secret_value not in text
+
+
+async def test_an_unreadable_ca_file_is_a_configuration_error(
+    emulator: Emulator, app: App, tmp_path: Path
+) -> None:
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate")
+    provider = TokenProvider(
+        ClientSecret(app.secret or ""),
+        tenant_id=emulator.tenant_id,
+        client_id=app.client_id,
+        authority=emulator.base_url,
+        ca_file=str(bad),
+    )
+    async with provider:
+        with pytest.raises(ConfigurationError, match="could not be loaded"):
+            await provider.get_token(SCOPE)
+    assert token_requests(emulator, app) == 0
