@@ -18,6 +18,7 @@ import inspect
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -40,6 +41,9 @@ __all__ = ["MsalEngine", "TokenResponse"]
 
 logger = logging.getLogger("aioentra")
 T = TypeVar("T")
+
+MAX_TENANT_APPS = 64
+"""msal applications kept (one per tenant); an evicted tenant's next request rediscovers it."""
 
 
 @dataclass(frozen=True)
@@ -112,7 +116,9 @@ class MsalEngine:
             max_workers=max_workers, thread_name_prefix="aioentra-msal"
         )
         self._running: set[concurrent.futures.Future[Any]] = set()
-        self._apps: dict[str, tuple[Any, str | None]] = {}
+        # One msal app per tenant, least recently used first; bounded for multi-tenant
+        # daemons that serve many customer tenants over their lifetime.
+        self._apps: OrderedDict[str, tuple[Any, str | None]] = OrderedDict()
         self._apps_lock = threading.Lock()
 
     async def acquire(
@@ -207,6 +213,7 @@ class MsalEngine:
         with self._apps_lock:
             cached = self._apps.get(tenant)
             if cached is not None and cached[1] == secret:
+                self._apps.move_to_end(tenant)
                 return cached[0]
             # First use of this tenant, or the secret rotated: msal reads its credential
             # and runs tenant discovery once, when the application is built.
@@ -222,6 +229,9 @@ class MsalEngine:
                 app_name="aioentra",
             )
             self._apps[tenant] = (app, secret)
+            self._apps.move_to_end(tenant)
+            while len(self._apps) > MAX_TENANT_APPS:
+                self._apps.popitem(last=False)
             return app
 
     def _current_secret(self) -> str | None:

@@ -268,3 +268,28 @@ async def test_an_unreadable_ca_file_is_a_configuration_error(
         with pytest.raises(ConfigurationError, match="could not be loaded"):
             await provider.get_token(SCOPE)
     assert token_requests(emulator, app) == 0
+
+
+async def test_per_tenant_msal_apps_are_bounded(
+    emulator: Emulator, api: Api, make_provider: MakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("aioentra._engine.MAX_TENANT_APPS", 2)
+    app = emulator.add_app("many-tenants", secret=True)
+    tenants = []
+    for _ in range(3):
+        tenant = emulator.add_tenant()
+        emulator.consent(app, tenant.tenant_id)
+        emulator.add_api("api://aioentra-tests", tenant=tenant.tenant_id)
+        tenants.append(tenant.tenant_id)
+    provider = make_provider(
+        ClientSecret(app.secret or ""), client_id=app.client_id, additionally_allowed_tenants=["*"]
+    )
+    async with provider:
+        for tenant_id in tenants:
+            await provider.get_token(SCOPE, tenant_id=tenant_id)
+        engine = provider._engine
+        assert engine is not None
+        assert list(engine._apps) == tenants[1:]  # the least recently used one went
+        discoveries = emulator.requests.count(endpoint="discovery", tenant=tenants[0])
+        await provider.get_token(SCOPE, tenant_id=tenants[0], force_refresh=True)
+        assert emulator.requests.count(endpoint="discovery", tenant=tenants[0]) == discoveries + 1
