@@ -55,9 +55,9 @@ def test_same_emulator(aioentra_emulator, aioentra_app):
 """
 
 
-def test_plugin_fixtures_in_a_fresh_session(tmp_path: Path) -> None:
-    (tmp_path / "test_user.py").write_text(TEST_FILE, encoding="utf-8")
-    result = subprocess.run(
+def _run_pytest(folder: Path) -> subprocess.CompletedProcess[str]:
+    """A separate pytest run over ``folder``, warnings as errors, like a user's suite."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -67,15 +67,20 @@ def test_plugin_fixtures_in_a_fresh_session(tmp_path: Path) -> None:
             "no:cacheprovider",
             "-W",
             "error",
-            str(tmp_path),
+            str(folder),
         ],
-        cwd=tmp_path,
+        cwd=folder,
         capture_output=True,
         text=True,
         timeout=120,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
         check=False,
     )
+
+
+def test_plugin_fixtures_in_a_fresh_session(tmp_path: Path) -> None:
+    (tmp_path / "test_user.py").write_text(TEST_FILE, encoding="utf-8")
+    result = _run_pytest(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "5 passed" in result.stdout
 
@@ -84,22 +89,6 @@ def test_plugin_is_harmless_when_unused(tmp_path: Path) -> None:
     (tmp_path / "test_plain.py").write_text(
         "def test_nothing():\n    assert True\n", encoding="utf-8"
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "-W",
-            "error",
-            str(tmp_path),
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = _run_pytest(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
