@@ -12,6 +12,9 @@ if set)
 ``malformed_json``  200 with ``Content-Type: application/json`` and a truncated JSON document
 ``html``            ``status`` (default 503) with an HTML error page, as a proxy or
 load balancer would
+``respond``         ``status`` (default 200) with ``body`` as it is, as ``application/json``
+(``Retry-After`` if set): a scripted answer, e.g. a success response with a
+malformed field
 
 The non-latency kinds also wait ``delay`` seconds first. Key Vault endpoints answer errors in the
 Key Vault shape ``{"error": {"code": ..., "message": ...}}``; the identity endpoints
@@ -36,7 +39,7 @@ from ._requestlog import log_info
 
 __all__ = ["Fault", "FaultKind", "FaultPlan", "render_fault"]
 
-FaultKind = Literal["latency", "status", "throttle", "reset", "malformed_json", "html"]
+FaultKind = Literal["latency", "status", "throttle", "reset", "malformed_json", "html", "respond"]
 _KINDS: tuple[str, ...] = get_args(FaultKind)
 _REASONS = {500: "server_error", 429: "temporarily_unavailable"}
 
@@ -58,6 +61,8 @@ class Fault:
     delay: float = 0.0
     tenant: str | None = None
     client_id: str | None = None
+    body: str | None = None
+    """The response body of a ``respond`` fault (e.g. ``json.dumps({...})``)."""
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
@@ -68,6 +73,8 @@ class Fault:
             raise ValueError("count must be >= 1 (or None for 'until removed')")
         if self.delay < 0:
             raise ValueError("delay must be >= 0")
+        if (self.kind == "respond") != (self.body is not None):
+            raise ValueError("a 'respond' fault needs body=, and only it takes one")
 
 
 class FaultPlan:
@@ -181,6 +188,16 @@ async def render_fault(
             status=200,
             body=b'{"token_type": "Bearer", "expires_in": 3599, "access_token": "eyJ0eXAiOiJKV1Qi',
             content_type="application/json",
+        )
+    if fault.kind == "respond":
+        extra = (
+            {} if fault.retry_after is None else {"Retry-After": _retry_after(fault.retry_after)}
+        )
+        return web.Response(
+            status=fault.status or 200,
+            text=fault.body or "",
+            content_type="application/json",
+            headers=extra,
         )
     status = fault.status or (429 if fault.kind == "throttle" else 503)
     headers: dict[str, str] = {}
