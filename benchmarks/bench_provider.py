@@ -37,6 +37,7 @@ from azure.identity.aio import ClientSecretCredential
 
 import aioentra
 from aioentra import ClientSecret, TokenProvider
+from aioentra._token import TokenResponse
 from aioentra.emulator import App, Emulator, Fault
 
 RESULTS = Path(__file__).parent / "results" / "provider.md"
@@ -143,19 +144,12 @@ def identity_fill(credential: ClientSecretCredential, emu: Emulator, scopes: lis
 
 
 def aioentra_fill(provider: TokenProvider, scopes: list[str]) -> None:
-    """Store tokens exactly as a successful request does (``TokenCache.store``)."""
-    now = time.time()
+    """Store tokens exactly as a successful request does (``_fetched`` + the cell's ``put``)."""
+    clock = provider._clock
     for scope in scopes:
-        entry = provider._entry_for(scope, None, None)
-        provider._cache.store(
-            entry,
-            access_token="x" * 900,
-            token_type="Bearer",
-            issued_at=now,
-            expires_in=3599,
-            refresh_in=None,
-            generation=entry.generation,
-        )
+        response = TokenResponse(access_token="x" * 900, expires_in=3599)
+        fetched = provider._fetched(scope, response, clock.monotonic(), clock.time())
+        provider._flight.put(scope, fetched)
 
 
 def new_provider(emu: Emulator, app: App) -> TokenProvider:

@@ -18,108 +18,107 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._authority import AZURE_CHINA, AZURE_GOVERNMENT, AZURE_PUBLIC_CLOUD, validate_scope
-    from ._azure import AzureCredential
-    from ._config import Settings
-    from ._errors import (
-        AioEntraError,
-        ApplicationNotFoundError,
-        AuthenticationError,
-        ConfigurationError,
-        ConsentRequiredError,
-        CredentialRejectedError,
-        CredentialUnavailableError,
-        IdentityProviderUnavailableError,
-        InvalidScopeError,
-        ProviderClosedError,
-        TenantNotFoundError,
-        ThrottledError,
+    # `X as X`: an explicit re-export for type checkers (the runtime imports lazily, below).
+    from ._authority import (
+        AZURE_CHINA as AZURE_CHINA,
+        AZURE_GOVERNMENT as AZURE_GOVERNMENT,
+        AZURE_PUBLIC_CLOUD as AZURE_PUBLIC_CLOUD,
+        validate_scope as validate_scope,
     )
-    from ._policy import RefreshPolicy, RetryPolicy
-    from ._provider import TokenProvider
-    from ._token import AccessToken
+    from ._azure import (
+        AzureCredential as AzureCredential,
+    )
+    from ._config import (
+        Settings as Settings,
+    )
+    from ._errors import (
+        AioEntraError as AioEntraError,
+        ApplicationNotFoundError as ApplicationNotFoundError,
+        AuthenticationError as AuthenticationError,
+        ConfigurationError as ConfigurationError,
+        ConsentRequiredError as ConsentRequiredError,
+        CredentialRejectedError as CredentialRejectedError,
+        CredentialUnavailableError as CredentialUnavailableError,
+        IdentityProviderUnavailableError as IdentityProviderUnavailableError,
+        InvalidScopeError as InvalidScopeError,
+        ProviderClosedError as ProviderClosedError,
+        TenantNotFoundError as TenantNotFoundError,
+        ThrottledError as ThrottledError,
+    )
+    from ._policy import (
+        RefreshPolicy as RefreshPolicy,
+        RetryPolicy as RetryPolicy,
+    )
+    from ._provider import (
+        ProviderOptions as ProviderOptions,
+        TokenProvider as TokenProvider,
+    )
+    from ._token import (
+        AccessToken as AccessToken,
+    )
     from .credentials import (
-        AssertionContext,
-        AssertionCredential,
-        Certificate,
-        ClientAssertion,
-        ClientSecret,
-        Credential,
-        KeyWithThumbprint,
-        ManagedIdentityAssertion,
-        SecretCredential,
+        RELOAD_CODES as RELOAD_CODES,
+        AssertionContext as AssertionContext,
+        Certificate as Certificate,
+        ClientAssertion as ClientAssertion,
+        ClientSecret as ClientSecret,
+        Credential as Credential,
+        KeyWithThumbprint as KeyWithThumbprint,
+        ManagedIdentityAssertion as ManagedIdentityAssertion,
+        Proof as Proof,
+        ReloadableCredential as ReloadableCredential,
+        ReloadReason as ReloadReason,
     )
 
 __version__ = "0.1.0.dev0"
 
+# The one list of public names: name -> the module that defines it (imported on first use).
+# The TYPE_CHECKING block above names them again for type checkers; a test keeps the two equal.
 _LAZY: dict[str, str] = {
-    "AZURE_CHINA": "._authority",
-    "AZURE_GOVERNMENT": "._authority",
-    "AZURE_PUBLIC_CLOUD": "._authority",
-    "validate_scope": "._authority",
+    **dict.fromkeys(
+        ("AZURE_CHINA", "AZURE_GOVERNMENT", "AZURE_PUBLIC_CLOUD", "validate_scope"), "._authority"
+    ),
     "AzureCredential": "._azure",
     "Settings": "._config",
-    "AioEntraError": "._errors",
-    "ApplicationNotFoundError": "._errors",
-    "AuthenticationError": "._errors",
-    "ConfigurationError": "._errors",
-    "ConsentRequiredError": "._errors",
-    "CredentialRejectedError": "._errors",
-    "CredentialUnavailableError": "._errors",
-    "ProviderClosedError": "._errors",
-    "IdentityProviderUnavailableError": "._errors",
-    "InvalidScopeError": "._errors",
-    "TenantNotFoundError": "._errors",
-    "ThrottledError": "._errors",
-    "RefreshPolicy": "._policy",
-    "RetryPolicy": "._policy",
-    "TokenProvider": "._provider",
+    **dict.fromkeys(
+        (
+            "AioEntraError",
+            "ApplicationNotFoundError",
+            "AuthenticationError",
+            "ConfigurationError",
+            "ConsentRequiredError",
+            "CredentialRejectedError",
+            "CredentialUnavailableError",
+            "IdentityProviderUnavailableError",
+            "InvalidScopeError",
+            "ProviderClosedError",
+            "TenantNotFoundError",
+            "ThrottledError",
+        ),
+        "._errors",
+    ),
+    **dict.fromkeys(("RefreshPolicy", "RetryPolicy"), "._policy"),
+    **dict.fromkeys(("ProviderOptions", "TokenProvider"), "._provider"),
     "AccessToken": "._token",
-    "AssertionContext": ".credentials",
-    "AssertionCredential": ".credentials",
-    "Certificate": ".credentials",
-    "ClientAssertion": ".credentials",
-    "ClientSecret": ".credentials",
-    "Credential": ".credentials",
-    "KeyWithThumbprint": ".credentials",
-    "ManagedIdentityAssertion": ".credentials",
-    "SecretCredential": ".credentials",
+    **dict.fromkeys(
+        (
+            "RELOAD_CODES",
+            "AssertionContext",
+            "Certificate",
+            "ClientAssertion",
+            "ClientSecret",
+            "Credential",
+            "KeyWithThumbprint",
+            "ManagedIdentityAssertion",
+            "Proof",
+            "ReloadReason",
+            "ReloadableCredential",
+        ),
+        ".credentials",
+    ),
 }
 
-__all__ = [
-    "AZURE_CHINA",
-    "AZURE_GOVERNMENT",
-    "AZURE_PUBLIC_CLOUD",
-    "AccessToken",
-    "AioEntraError",
-    "ApplicationNotFoundError",
-    "AssertionContext",
-    "AssertionCredential",
-    "AuthenticationError",
-    "AzureCredential",
-    "Certificate",
-    "ClientAssertion",
-    "ClientSecret",
-    "ConfigurationError",
-    "ConsentRequiredError",
-    "Credential",
-    "CredentialRejectedError",
-    "CredentialUnavailableError",
-    "IdentityProviderUnavailableError",
-    "InvalidScopeError",
-    "KeyWithThumbprint",
-    "ManagedIdentityAssertion",
-    "ProviderClosedError",
-    "RefreshPolicy",
-    "RetryPolicy",
-    "SecretCredential",
-    "Settings",
-    "TenantNotFoundError",
-    "ThrottledError",
-    "TokenProvider",
-    "__version__",
-    "validate_scope",
-]
+__all__ = sorted([*_LAZY, "__version__"])
 
 
 def __getattr__(name: str) -> Any:

@@ -37,6 +37,15 @@ AZURE_CHINA = "https://login.chinacloudapi.cn"
 DEFAULT_SUFFIX = "/.default"
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
 _CIAM_SUFFIX = ".ciamlogin.com"
+_HOST_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.?$")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def is_loopback_host(host: str) -> bool:
@@ -91,16 +100,35 @@ class Authority:
         ``secret_credential`` says whether the credential is a client secret: the
         ``organizations`` pseudo-tenant is refused for anything else.
         """
+        if not isinstance(authority, str):
+            raise ConfigurationError(
+                f"the authority must be a string, not {type(authority).__name__}"
+            )
+        if tenant_id is not None and not isinstance(tenant_id, str):
+            raise ConfigurationError(f"tenant_id must be a string, not {type(tenant_id).__name__}")
         raw = authority.strip()
         if "://" not in raw:
             raw = "https://" + raw
-        parts = urlsplit(raw)
-        scheme = parts.scheme.lower()
-        host = (parts.hostname or "").lower()
+        try:
+            parts = urlsplit(raw)
+            scheme = parts.scheme.lower()
+            host = (parts.hostname or "").lower()
+            port = parts.port
+        except ValueError:
+            raise ConfigurationError(
+                f"authority {authority!r} is not a valid URL (check the port and any IPv6 "
+                "brackets)",
+                hint="use e.g. 'https://login.microsoftonline.com'.",
+            ) from None
         if not host:
             raise ConfigurationError(
                 f"authority {authority!r} has no host",
                 hint="use e.g. 'https://login.microsoftonline.com'.",
+            )
+        if not _HOST_RE.match(host) and not _is_ip(host):
+            raise ConfigurationError(
+                f"authority {authority!r} has an invalid host name",
+                hint="use e.g. 'https://login.microsoftonline.com' (an IDN host in its xn-- form).",
             )
         if parts.query or parts.fragment or parts.username or parts.password:
             raise ConfigurationError(
@@ -141,8 +169,8 @@ class Authority:
                 hint="use your tenant id with a certificate or assertion credential.",
             )
         netloc = host if ":" not in host else f"[{host}]"
-        if parts.port is not None:
-            netloc = f"{netloc}:{parts.port}"
+        if port is not None:
+            netloc = f"{netloc}:{port}"
         return cls(f"{scheme}://{netloc}", tenant)
 
 
@@ -186,6 +214,8 @@ class TenantRules:
 
 
 def _check_tenant(tenant: str) -> str:
+    if not isinstance(tenant, str):
+        raise ConfigurationError(f"a tenant must be a string, not {type(tenant).__name__}")
     tenant = tenant.strip()
     lowered = tenant.lower()
     if lowered in ("common", "consumers"):
@@ -206,13 +236,24 @@ def _check_tenant(tenant: str) -> str:
 def validate_scope(scope: str | Sequence[str]) -> str:
     """Return the single ``{resource}/.default`` scope, or raise :class:`InvalidScopeError`."""
     if not isinstance(scope, str):
-        scopes = list(scope)
+        try:
+            scopes = list(scope)
+        except TypeError:
+            raise InvalidScopeError(
+                f"the scope must be a string, got {type(scope).__name__}",
+                hint="pass one '{resource}/.default' string.",
+            ) from None
         if len(scopes) != 1:
             raise InvalidScopeError(
                 f"client credentials take exactly one scope, got {len(scopes)}",
                 hint="request one '{resource}/.default' per token.",
             )
         scope = scopes[0]
+        if not isinstance(scope, str):
+            raise InvalidScopeError(
+                f"the scope must be a string, got {type(scope).__name__}",
+                hint="pass one '{resource}/.default' string.",
+            )
     value = scope.strip()
     if not value:
         raise InvalidScopeError("the scope is empty", hint="use '{resource}/.default'.")

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from azure.core.credentials import AccessToken as AzureAccessToken
-from azure.core.credentials import AccessTokenInfo, TokenRequestOptions
+from azure.core.credentials import (
+    AccessToken as AzureAccessToken,
+    AccessTokenInfo,
+    TokenRequestOptions,
+)
 
 from ._errors import InvalidScopeError
 
@@ -76,11 +79,11 @@ class AzureCredential:
 
     async def __aexit__(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
     ) -> None:
         await self.close()
 
     def __repr__(self) -> str:
-        return f"AzureCredential({self._provider!r})"
+        return f"AzureCredential({getattr(self, '_provider', None)!r})"

@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -29,13 +30,23 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 __all__ = [
+    "MAX_CHALLENGE_BYTES",
+    "MAX_CLAIMS_BYTES",
     "Challenge",
+    "Decision",
     "Retry",
+    "decide",
     "decode_claims",
     "parse_bearer_challenge",
     "parse_challenges",
     "retry_decision",
 ]
+
+MAX_CHALLENGE_BYTES = 8192
+"""``WWW-Authenticate`` text read per response: values past this budget are not parsed (real
+challenges, CAE claims included, are well under 2 KB; a hostile server must not cost CPU)."""
+MAX_CLAIMS_BYTES = 4096
+"""Longest ``claims`` value decoded."""
 
 # RFC 9110 section 5.6.2 token, section 5.6.4 quoted-string, section 11.2 token68.
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
@@ -66,7 +77,7 @@ class Challenge:
         """RFC 6750 ``error``: ``invalid_token``, ``insufficient_claims``, ..."""
         return self.params.get("error")
 
-    @property
+    @functools.cached_property
     def claims(self) -> str | None:
         """The decoded claims JSON of a claims challenge, or ``None``.
 
@@ -142,7 +153,7 @@ def parse_bearer_challenge(header: str | Iterable[str]) -> Challenge | None:
     401 we do not retry, and the caller still gets the response.
     """
     values = (header,) if isinstance(header, str) else header
-    for value in values:
+    for value in _within_budget(values):
         try:
             challenges = parse_challenges(value)
         except ValueError:
@@ -153,6 +164,16 @@ def parse_bearer_challenge(header: str | Iterable[str]) -> Challenge | None:
     return None
 
 
+def _within_budget(values: Iterable[str]) -> Iterable[str]:
+    """The values, in order, while their total length fits :data:`MAX_CHALLENGE_BYTES`."""
+    budget = MAX_CHALLENGE_BYTES
+    for value in values:
+        budget -= len(value)
+        if budget < 0:
+            return
+        yield value
+
+
 def decode_claims(raw: str) -> str | None:
     """The claims JSON carried by a claims challenge.
 
@@ -161,6 +182,8 @@ def decode_claims(raw: str) -> str | None:
     request parameter, or ``None`` if the value is not a JSON object.
     """
     text = raw.strip()
+    if len(text) > MAX_CLAIMS_BYTES:
+        return None
     if not text.startswith("{"):
         try:
             text = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8")
@@ -168,7 +191,7 @@ def decode_claims(raw: str) -> str | None:
             return None
     try:
         parsed = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
         return None
     return text if isinstance(parsed, dict) else None
 
@@ -182,7 +205,15 @@ class Retry(enum.Enum):
     """Replace the rejected token with a newly issued one."""
 
 
-def retry_decision(status: int, www_authenticate: Iterable[str]) -> Retry | None:
+@dataclass(frozen=True)
+class Decision:
+    """What to do about a response, and the ``Bearer`` challenge it was decided from."""
+
+    retry: Retry | None
+    challenge: Challenge | None = None
+
+
+def decide(status: int, www_authenticate: Iterable[str]) -> Decision:
     """Decide whether a fresh token could turn this response into a success.
 
     ============================================================  ===========
@@ -196,22 +227,28 @@ def retry_decision(status: int, www_authenticate: Iterable[str]) -> Retry | None
     401 ``Bearer`` with any other error (``invalid_request`` ...)  ``None``
     401 ``insufficient_claims`` whose claims cannot be decoded    ``None``
     401 whose challenges are not ``Bearer`` (``Basic``, ...)       ``None``
+    401 whose challenges exceed :data:`MAX_CHALLENGE_BYTES`        ``None``
     ============================================================  ===========
 
-    A 401 with no challenge at all breaks RFC 9110 but is common; one refresh is
-    cheap and bounded, so it is treated like ``invalid_token``.
+    A 401 with no challenge at all breaks RFC 9110 but is common; one refresh is cheap and
+    bounded, so it is treated like ``invalid_token``. The header values are parsed once.
     """
     if status != 401:
-        return None
+        return Decision(None)
     values = list(www_authenticate)
     if not values:
-        return Retry.REFRESH
+        return Decision(Retry.REFRESH)
     challenge = parse_bearer_challenge(values)
     if challenge is None:
-        return None
+        return Decision(None)
     error = challenge.error
     if "claims" in challenge.params and error in (None, "insufficient_claims"):
-        return Retry.CLAIMS if challenge.claims is not None else None
+        return Decision(Retry.CLAIMS if challenge.claims is not None else None, challenge)
     if error in (None, "invalid_token"):
-        return Retry.REFRESH
-    return None
+        return Decision(Retry.REFRESH, challenge)
+    return Decision(None, challenge)
+
+
+def retry_decision(status: int, www_authenticate: Iterable[str]) -> Retry | None:
+    """:func:`decide`'s verdict alone."""
+    return decide(status, www_authenticate).retry

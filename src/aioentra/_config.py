@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._authority import AZURE_PUBLIC_CLOUD
-from ._errors import ConfigurationError
+from ._errors import ConfigurationError, raises_cleanly
 from .credentials import (
     Certificate,
     ClientAssertion,
@@ -35,7 +35,9 @@ from .credentials import (
 )
 
 if TYPE_CHECKING:
-    from ._provider import TokenProvider
+    from typing_extensions import Unpack
+
+    from ._provider import ProviderOptions, TokenProvider
 
 __all__ = ["Settings"]
 
@@ -57,23 +59,25 @@ class Settings:
     additionally_allowed_tenants: tuple[str, ...] = ()
     """Other tenants tokens may be requested for (``AZURE_ADDITIONALLY_ALLOWED_TENANTS``)."""
 
-    def provider(self, **kwargs: Any) -> TokenProvider:
-        """Build a :class:`TokenProvider`; ``kwargs`` are its other options."""
+    def provider(self, **options: Unpack[ProviderOptions]) -> TokenProvider:
+        """Build a :class:`TokenProvider` that owns (and closes) this credential; ``options``
+        are its other keyword arguments."""
         from ._provider import TokenProvider
 
         if self.additionally_allowed_tenants:
-            kwargs.setdefault("additionally_allowed_tenants", self.additionally_allowed_tenants)
+            options.setdefault("additionally_allowed_tenants", self.additionally_allowed_tenants)
         return TokenProvider(
             self.credential,
             tenant_id=self.tenant_id,
             client_id=self.client_id,
             authority=self.authority,
-            **kwargs,
+            **options,
         )
 
     # -- environment ---------------------------------------------------------------------------
 
     @classmethod
+    @raises_cleanly
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read azure-identity's environment variables (``EnvironmentCredential``'s set)."""
         env = os.environ if environ is None else environ
@@ -115,17 +119,18 @@ class Settings:
     # -- files ---------------------------------------------------------------------------------
 
     @classmethod
+    @raises_cleanly
     def from_file(cls, path: str | os.PathLike[str]) -> Settings:
-        """Read msal's ``parameters.json`` or a .NET ``appsettings.json`` (``AzureAd`` section)."""
-        file = Path(path)
+        """Read msal's ``parameters.json`` or a .NET ``appsettings.json`` (``AzureAd`` section).
+
+        Errors name the file and the setting, never a value: a JSON syntax error gives its
+        line and column only, and nothing the file holds stays reachable from the error.
+        """
         try:
-            document = json.loads(file.read_text(encoding="utf-8-sig"))
-        except FileNotFoundError as exc:
-            raise ConfigurationError(f"configuration file {str(file)!r} does not exist") from exc
-        except ValueError as exc:
-            raise ConfigurationError(
-                f"configuration file {str(file)!r} is not valid JSON: {exc}"
-            ) from exc
+            file = Path(path)
+        except TypeError:
+            raise ConfigurationError(f"{path!r} is not a file path") from None
+        document = _load_json(file)
         if not isinstance(document, dict):
             raise ConfigurationError(f"configuration file {str(file)!r} is not a JSON object")
         base = file.parent
@@ -142,27 +147,30 @@ class Settings:
 
     @classmethod
     def _from_parameters(cls, doc: Mapping[str, Any], base: Path) -> Settings:
-        authority = _required(doc, "authority", "parameters.json")
-        client_id = _required(doc, "client_id", "parameters.json")
+        where = "parameters.json"
+        authority = _required(doc, "authority", where)
+        client_id = _required(doc, "client_id", where)
+        password = _optional_str(doc, "passphrase", where)
+        secret = _optional_str(doc, "secret", where)
+        key_file = _optional_str(doc, "private_key_file", where)
+        pfx_file = _optional_str(doc, "private_key_pfx_path", where)
+        thumbprint = _optional_str(doc, "thumbprint", where)
         credential: Credential
-        if doc.get("secret"):
-            credential = ClientSecret(str(doc["secret"]))
-        elif doc.get("private_key_file"):
-            key_path = base / str(doc["private_key_file"])
-            if doc.get("thumbprint"):
+        if secret:
+            credential = ClientSecret(secret)
+        elif key_file:
+            key_path = base / key_file
+            if thumbprint:
                 key = _read_text(key_path)
                 if "BEGIN CERTIFICATE" in key:
-                    credential = Certificate.from_file(key_path, password=doc.get("passphrase"))
+                    credential = Certificate.from_file(key_path, password=password)
                 else:
-                    credential = KeyWithThumbprint(
-                        key, str(doc["thumbprint"]), password=doc.get("passphrase")
-                    )
+                    credential = KeyWithThumbprint(key, thumbprint, password=password)
+                del key
             else:
-                credential = Certificate.from_file(key_path, password=doc.get("passphrase"))
-        elif doc.get("private_key_pfx_path"):
-            credential = Certificate.from_file(
-                base / str(doc["private_key_pfx_path"]), password=doc.get("passphrase")
-            )
+                credential = Certificate.from_file(key_path, password=password)
+        elif pfx_file:
+            credential = Certificate.from_file(base / pfx_file, password=password)
         else:
             raise ConfigurationError(
                 "parameters.json has no credential",
@@ -175,12 +183,14 @@ class Settings:
                     "parameters.json 'scope' must hold exactly one '{resource}/.default' scope"
                 )
             scope = scope[0]
+        if scope is not None and not isinstance(scope, str):
+            raise ConfigurationError("parameters.json 'scope' must be a string")
         return cls(
             client_id=client_id,
             credential=credential,
             authority=authority,
-            scope=str(scope) if scope else None,
-            endpoint=str(doc["endpoint"]) if doc.get("endpoint") else None,
+            scope=scope or None,
+            endpoint=_optional_str(doc, "endpoint", where),
         )
 
     @classmethod
@@ -188,63 +198,109 @@ class Settings:
         if not isinstance(section, dict):
             raise ConfigurationError("the 'AzureAd' section must be a JSON object")
         client_id = _required(section, "ClientId", "AzureAd")
-        tenant = section.get("TenantId") or section.get("Tenant")
-        instance = str(section.get("Instance") or AZURE_PUBLIC_CLOUD)
+        tenant = _optional_str(section, "TenantId", "AzureAd") or _optional_str(
+            section, "Tenant", "AzureAd"
+        )
+        instance = _optional_str(section, "Instance", "AzureAd") or AZURE_PUBLIC_CLOUD
         if "{0}" in instance:  # older samples: "https://login.microsoftonline.com/{0}"
             instance = instance.replace("{0}", "")
         credential = _azure_ad_credential(section, base)
         return cls(
             client_id=client_id,
             credential=credential,
-            tenant_id=str(tenant) if tenant else None,
+            tenant_id=tenant,
             authority=instance.rstrip("/"),
         )
 
 
 def _azure_ad_credential(section: Mapping[str, Any], base: Path) -> Credential:
-    if section.get("ClientSecret"):
-        return ClientSecret(str(section["ClientSecret"]))
+    secret = _optional_str(section, "ClientSecret", "AzureAd")
+    if secret:
+        return ClientSecret(secret)
     descriptions = section.get("ClientCredentials") or []
     if not isinstance(descriptions, list):
         raise ConfigurationError("'AzureAd.ClientCredentials' must be a list")
     unsupported: list[str] = []
+    where = "AzureAd.ClientCredentials entry"
     for item in descriptions:
         if not isinstance(item, dict):
             continue
-        kind = str(item.get("SourceType", ""))
-        if kind == "ClientSecret" and item.get("ClientSecret"):
-            return ClientSecret(str(item["ClientSecret"]))
-        if kind == "Path" and item.get("CertificateDiskPath"):
-            return Certificate.from_file(
-                base / str(item["CertificateDiskPath"]),
-                password=item.get("CertificatePassword") or None,
-            )
-        if kind == "Base64Encoded" and item.get("Base64EncodedValue"):
+        kind = _optional_str(item, "SourceType", where) or ""
+        password = _optional_str(item, "CertificatePassword", where)
+        if kind == "ClientSecret" and _optional_str(item, "ClientSecret", where):
+            return ClientSecret(item["ClientSecret"])
+        disk_path = _optional_str(item, "CertificateDiskPath", where)
+        if kind == "Path" and disk_path:
+            return Certificate.from_file(base / disk_path, password=password)
+        encoded = _optional_str(item, "Base64EncodedValue", where)
+        if kind == "Base64Encoded" and encoded:
             import base64
             import binascii
 
             try:
-                pfx = base64.b64decode(str(item["Base64EncodedValue"]), validate=True)
-            except (binascii.Error, ValueError) as exc:
+                pfx = base64.b64decode(encoded, validate=True)
+            except (binascii.Error, ValueError):
                 raise ConfigurationError(
                     "'Base64EncodedValue' is not valid base64",
                     hint="paste the PFX file's base64 encoding, on one line.",
-                ) from exc
-            return Certificate.from_pfx(pfx, password=item.get("CertificatePassword") or None)
+                ) from None
+            return Certificate.from_pfx(pfx, password=password)
         if kind == "SignedAssertionFilePath":
-            path = item.get("SignedAssertionFileDiskPath") or os.environ.get(
+            path = _optional_str(item, "SignedAssertionFileDiskPath", where) or os.environ.get(
                 "AZURE_FEDERATED_TOKEN_FILE"
             )
             if path:
-                return ClientAssertion.from_file(str(path))
+                return ClientAssertion.from_file(path)
         if kind == "SignedAssertionFromManagedIdentity":
-            return ManagedIdentityAssertion(client_id=item.get("ManagedIdentityClientId") or None)
+            return ManagedIdentityAssertion(
+                client_id=_optional_str(item, "ManagedIdentityClientId", where)
+            )
         unsupported.append(kind or "?")
     hint = "set 'ClientSecret', or a 'ClientCredentials' entry of SourceType ClientSecret, "
     hint += "Path, Base64Encoded, SignedAssertionFilePath or SignedAssertionFromManagedIdentity."
     if unsupported:
         hint += f" Not supported here: {', '.join(unsupported)}."
     raise ConfigurationError("the 'AzureAd' section has no usable credential", hint=hint)
+
+
+def _load_json(file: Path) -> Any:
+    """The file's JSON document; every failure is a ConfigurationError raised from None (a
+    JSONDecodeError would carry the whole document, secrets included)."""
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigurationError(f"configuration file {str(file)!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigurationError(
+            f"configuration file {str(file)!r} is a directory",
+            hint="give the path of the JSON file itself.",
+        ) from None
+    except OSError as exc:
+        raise ConfigurationError(
+            f"configuration file {str(file)!r} cannot be read: {exc.strerror or 'error'}"
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"configuration file {str(file)!r} is not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    except (ValueError, RecursionError):
+        where = "nested too deeply or not JSON"
+    del text
+    raise ConfigurationError(f"configuration file {str(file)!r} is not valid JSON ({where})")
+
+
+def _optional_str(doc: Mapping[str, Any], name: str, where: str) -> str | None:
+    value = doc.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"{where} {name!r} must be a string, not {type(value).__name__}",
+            hint="quote the value in the JSON file.",
+        )
+    return value
 
 
 def _required(doc: Mapping[str, Any], name: str, where: str) -> str:
@@ -258,4 +314,7 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="ascii")
     except OSError as exc:
-        raise ConfigurationError(f"key file {str(path)!r} cannot be read: {exc.strerror}") from exc
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigurationError(f"key file {str(path)!r} cannot be read: {reason}") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"key file {str(path)!r} is not a PEM text file") from None

@@ -1,27 +1,28 @@
 """msal's client-credentials flow behind an async face, kept off the event loop.
 
-msal (``ConfidentialClientApplication.acquire_token_for_client``) is the protocol
-engine; it is synchronous, so every call runs in the provider's own worker
-threads and its HTTP goes through :class:`~aioentra._transport.LoopTransport`.
-The provider owns caching and throttling, so msal's are switched off: its token
-cache keeps no access token (msal would otherwise hand back the token the
-provider decided to replace) and its HTTP throttle cache stores nothing (it
-would replay a 429/5xx/400 answer without asking the server).
+msal (``ConfidentialClientApplication.acquire_token_for_client``) is the protocol engine; it is
+synchronous, so every call runs in the provider's own worker threads and its HTTP goes through
+:class:`~aioentra._transport.LoopTransport`. The provider owns caching and throttling, so msal's
+are switched off: its token cache keeps no access token (msal would otherwise hand back the
+token the provider decided to replace) and its HTTP throttle cache stores nothing (it would
+replay a 429/5xx/400 answer without asking the server).
+
+One msal application per tenant, built once (that is when msal runs tenant discovery). The
+credential's proof is not part of the application: each token request asks the credential for
+its current proof and passes it in the request body (msal's ``data``, which takes precedence
+over the application's own fields), so a credential can rotate, reload or switch between a
+secret and an assertion without a new application.
 """
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import copy
 import inspect
 import logging
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Iterator, MutableMapping, Sequence
+from typing import Any
 
 import msal
 
@@ -32,29 +33,20 @@ from ._errors import (
     CredentialUnavailableError,
     IdentityProviderUnavailableError,
     error_from_response,
+    fresh,
 )
 from ._policy import RetryPolicy
-from ._transport import LoopTransport
-from .credentials import AssertionContext, AssertionCredential, Credential, SecretCredential
+from ._token import TokenResponse
+from ._transport import PLACEHOLDER_SECRET, LoopTransport
+from ._workers import WorkerPool
+from .credentials import AssertionContext, Credential, Proof
 
-__all__ = ["MsalEngine", "TokenResponse"]
+__all__ = ["MsalEngine"]
 
-logger = logging.getLogger("aioentra")
-T = TypeVar("T")
+logger = logging.getLogger("aioentra.provider")
 
 MAX_TENANT_APPS = 64
 """msal applications kept (one per tenant); an evicted tenant's next request rediscovers it."""
-
-
-@dataclass(frozen=True)
-class TokenResponse:
-    """What a successful token request produced."""
-
-    access_token: str
-    token_type: str
-    expires_in: float
-    refresh_in: float | None
-    issued_at: float
 
 
 class _AccessTokensNotKept(msal.TokenCache):  # type: ignore[misc]
@@ -86,11 +78,11 @@ class _NoStore(MutableMapping[str, Any]):
 class MsalEngine:
     """Runs ``acquire_token_for_client`` for one client id, one msal app per tenant.
 
-    Retries live here, on the event loop: an attempt that fails with a retryable
-    error (connection, timeout, 408/429/5xx, malformed body, a failing credential
-    source) is tried again after a backoff or ``Retry-After``, within the
-    policy's attempts and total time. Worker threads only ever run msal itself,
-    so a throttled key never holds a thread that another key needs.
+    Retries live here, on the event loop: an attempt that fails with a retryable error
+    (connection, timeout, 408/429/5xx, malformed body, a failing credential source) is tried
+    again after a backoff or ``Retry-After``, within the policy's attempts and the request's
+    deadline. Worker threads only ever run msal and synchronous credentials, so a throttled
+    key never holds a thread that another key needs.
     """
 
     def __init__(
@@ -100,33 +92,30 @@ class MsalEngine:
         client_id: str,
         authority: Authority,
         transport: LoopTransport,
+        workers: WorkerPool,
         loop: asyncio.AbstractEventLoop,
         policy: RetryPolicy,
-        max_workers: int = 4,
         client_capabilities: Sequence[str] = (),
     ) -> None:
         self._credential = credential
         self._client_id = client_id
         self._authority = authority
         self._transport = transport
+        self._workers = workers
         self._loop = loop
         self._policy = policy
         self._capabilities = list(client_capabilities) or None
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_workers, thread_name_prefix="aioentra-msal"
-        )
-        self._running: set[concurrent.futures.Future[Any]] = set()
         # One msal app per tenant, least recently used first; bounded for multi-tenant
         # daemons that serve many customer tenants over their lifetime.
-        self._apps: OrderedDict[str, tuple[Any, str | None]] = OrderedDict()
+        self._apps: OrderedDict[str, Any] = OrderedDict()
         self._apps_lock = threading.Lock()
 
     async def acquire(
-        self, scope: str, *, claims: str | None = None, tenant: str | None = None
+        self, scope: str, *, claims: str | None, tenant: str | None, deadline: float
     ) -> TokenResponse:
-        """One token request, with retries, bounded by ``RetryPolicy.total_timeout``."""
+        """One token request with retries, ended by ``deadline`` (loop time) at the latest:
+        waiting for a worker thread, discovery, every attempt and every wait included."""
         policy = self._policy
-        deadline = self._loop.time() + policy.total_timeout
         attempt = 0
         while True:
             attempt += 1
@@ -138,7 +127,7 @@ class MsalEngine:
                 if (
                     not error.retryable
                     or attempt >= policy.max_attempts
-                    or wait > deadline - self._loop.time()
+                    or wait >= deadline - self._loop.time()
                     or (retry_after is not None and retry_after > policy.max_retry_after)
                 ):
                     raise
@@ -154,36 +143,19 @@ class MsalEngine:
     async def _attempt(
         self, scope: str, claims: str | None, tenant: str | None, deadline: float
     ) -> TokenResponse:
-        future = self._executor.submit(self._acquire_blocking, scope, claims, tenant, deadline)
-        self._running.add(future)
-        future.add_done_callback(self._running.discard)
-        return await asyncio.wrap_future(future)
-
-    async def run_blocking(self, func: Callable[[], T]) -> T:
-        """Run a blocking call (file I/O) in the engine's worker threads."""
-        return await asyncio.wrap_future(self._executor.submit(func))
-
-    async def close(self) -> None:
-        """Release the worker threads (cancelling what they wait for) and stop them.
-
-        The loop never blocks on a thread: threads still busy in user code (a sync
-        credential) after ``timeout`` are left to finish on their own.
-        """
-        self._transport.cancel_pending()
-        running = [asyncio.wrap_future(f) for f in list(self._running)]
-        busy: set[Any] = set()
-        if running:
-            done, busy = await asyncio.wait(running, timeout=5)
-            for finished in done:
-                if not finished.cancelled():
-                    finished.exception()  # seen here; the requests' own waiters are gone
-        self._executor.shutdown(wait=not busy, cancel_futures=True)
-        if busy:
-            logger.warning(
-                "%d aioentra worker thread(s) still busy in a credential call at close(); "
-                "they end when that call returns",
-                len(busy),
-            )
+        remaining = deadline - self._loop.time()
+        if remaining <= 0:
+            raise _timed_out(self._policy.total_timeout)
+        future = self._workers.submit(
+            lambda: self._acquire_blocking(scope, claims, tenant, deadline)
+        )
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), remaining)
+        except asyncio.TimeoutError:
+            # Still queued: cancelled. Running: its HTTP and credential calls end by the
+            # deadline on their own, and nobody waits for the result.
+            future.cancel()
+            raise _timed_out(self._policy.total_timeout) from None
 
     # -- worker thread side -------------------------------------------------------------------
 
@@ -191,79 +163,77 @@ class MsalEngine:
         self, scope: str, claims: str | None, tenant: str | None, deadline: float
     ) -> TokenResponse:
         self._transport.begin(deadline)
-        issued_at = time.time()
+        outcome = self._call_msal(scope, claims, tenant)
+        if isinstance(outcome, TokenResponse):
+            return outcome
+        # A fresh copy, raised without cause or context and from a frame that never held the
+        # proof: the original's traceback holds msal's and the transport's frames, whose locals
+        # include the request form (client secret, assertion), and error reporters that
+        # capture locals must not see it.
+        error = fresh(outcome)
+        del outcome
+        raise error from None
+
+    def _call_msal(
+        self, scope: str, claims: str | None, tenant: str | None
+    ) -> TokenResponse | AioEntraError:
         try:
             app = self._app_for(tenant or self._authority.tenant)
-            result = app.acquire_token_for_client([scope], claims_challenge=claims)
+            context = AssertionContext(self._client_id, app.authority.token_endpoint)
+            proof = self._proof(context)
+            if proof.kind == "client_assertion" and self._authority.tenant == "organizations":
+                return ConfigurationError(
+                    "the 'organizations' authority works only with a client secret",
+                    hint="use your tenant id with a certificate or assertion credential.",
+                )
+            result = app.acquire_token_for_client(
+                [scope], claims_challenge=claims, data=proof.form()
+            )
         except Exception as exc:
-            error = _unwrap(exc)
-        else:
-            if not isinstance(result, dict):
-                raise AioEntraError("msal returned no result for the token request")
-            if "access_token" in result:
-                return _token_response(result, issued_at)
-            error = error_from_response(result, status=self._transport.last_status())
-        # A fresh copy, raised without cause or context: the original's traceback holds
-        # msal's and the transport's frames, whose locals include the request form
-        # (client secret, assertion) - error reporters that capture locals must not see it.
-        raise copy.copy(error) from None
+            return _unwrap(exc)
+        if not isinstance(result, dict):
+            return IdentityProviderUnavailableError("msal returned no result for the request")
+        if "access_token" in result:
+            token = self._transport.last_token()
+            if token is None or token.access_token != result["access_token"]:
+                return AioEntraError("internal error: msal's token is not the one validated")
+            return token
+        return error_from_response(result, status=self._transport.last_status())
 
     def _app_for(self, tenant: str) -> Any:
-        secret = self._current_secret()
         with self._apps_lock:
-            cached = self._apps.get(tenant)
-            if cached is not None and cached[1] == secret:
+            app = self._apps.get(tenant)
+            if app is not None:
                 self._apps.move_to_end(tenant)
-                return cached[0]
-            # First use of this tenant, or the secret rotated: msal reads its credential
-            # and runs tenant discovery once, when the application is built.
-            app = msal.ConfidentialClientApplication(
-                self._client_id,
-                client_credential=secret if secret is not None else self._assertion_credential(),
-                authority=_https(self._authority.with_tenant(tenant).url),
-                http_client=self._transport,
-                token_cache=_AccessTokensNotKept(),
-                http_cache=_NoStore(),
-                instance_discovery=False,
-                client_capabilities=self._capabilities,
-                app_name="aioentra",
-            )
-            self._apps[tenant] = (app, secret)
+                return app
+        # msal runs tenant discovery when the application is built: outside the lock, so
+        # that one slow tenant does not hold up the others. Two threads may build the same
+        # tenant's application once each; the second one is kept.
+        app = msal.ConfidentialClientApplication(
+            self._client_id,
+            client_credential=PLACEHOLDER_SECRET,
+            authority=_https(self._authority.with_tenant(tenant).url),
+            http_client=self._transport,
+            token_cache=_AccessTokensNotKept(),
+            http_cache=_NoStore(),
+            instance_discovery=False,
+            client_capabilities=self._capabilities,
+            app_name="aioentra",
+        )
+        with self._apps_lock:
+            self._apps[tenant] = app
             self._apps.move_to_end(tenant)
             while len(self._apps) > MAX_TENANT_APPS:
                 self._apps.popitem(last=False)
-            return app
+        return app
 
-    def _current_secret(self) -> str | None:
-        credential = self._credential
-        if not isinstance(credential, SecretCredential):
-            return None
-        secret = self._from_credential(credential.get_secret)
-        if not secret:
-            raise ConfigurationError("the secret credential returned an empty secret")
-        return secret
-
-    def _assertion_credential(self) -> dict[str, Any]:
-        credential = self._credential
-        if not isinstance(credential, AssertionCredential):
-            raise ConfigurationError(f"{type(credential).__name__} is not a credential")
-
-        def client_assertion(context: dict[str, Any]) -> str:
-            bound = AssertionContext(
-                client_id=str(context.get("client_id") or self._client_id),
-                token_endpoint=str(context.get("token_endpoint") or ""),
-            )
-            return self._from_credential(lambda: credential.get_assertion(bound))
-
-        return {"client_assertion": client_assertion}
-
-    def _from_credential(self, produce: Callable[[], str | Awaitable[str]]) -> str:
-        """A credential's value; coroutines run on the loop, failures become typed errors."""
+    def _proof(self, context: AssertionContext) -> Proof:
+        """The credential's proof; coroutines run on the loop, failures become typed errors."""
         try:
-            value = produce()
+            with self._workers.user_code():
+                value: object = self._credential.get_proof(context)
             if inspect.isawaitable(value):
-                return self._transport.run(_await(value))
-            return value
+                value = self._transport.run(_await(value))
         except AioEntraError:
             raise
         except Exception as exc:
@@ -272,29 +242,27 @@ class MsalEngine:
                 hint="the credential's own source (a file, a callback, a managed identity) "
                 "failed; the request is retried.",
             ) from None
+        if not isinstance(value, Proof) or not value.value:
+            raise ConfigurationError(
+                f"{self._credential!r} returned {type(value).__name__}, not a Proof",
+                hint="get_proof() must return Proof.secret(...) or Proof.assertion(...) "
+                "(or an awaitable of one), with a non-empty value.",
+            )
+        return value
+
+
+def _timed_out(total: float) -> IdentityProviderUnavailableError:
+    return IdentityProviderUnavailableError(
+        f"the token request did not finish within RetryPolicy.total_timeout ({total:g}s)",
+        hint="the identity provider is slow or every worker thread is busy; raise "
+        "total_timeout or max_workers if this is expected.",
+    )
 
 
 def _https(url: str) -> str:
     """msal only accepts https authorities: a plain-http loopback one is given to it as https,
     and the transport sends its requests for that origin over http."""
     return "https://" + url[len("http://") :] if url.startswith("http://") else url
-
-
-def _token_response(result: dict[str, Any], issued_at: float) -> TokenResponse:
-    expires_in = float(result.get("expires_in") or 0)
-    if expires_in <= 0:
-        raise IdentityProviderUnavailableError(
-            "the token response has no lifetime (expires_in)",
-            hint="the identity provider's answer is malformed.",
-        )
-    refresh_on = result.get("refresh_on")
-    return TokenResponse(
-        access_token=str(result["access_token"]),
-        token_type=str(result.get("token_type") or "Bearer"),
-        expires_in=expires_in,
-        refresh_in=float(refresh_on) - issued_at if refresh_on is not None else None,
-        issued_at=issued_at,
-    )
 
 
 def _unwrap(exc: BaseException) -> AioEntraError:
@@ -312,5 +280,5 @@ def _unwrap(exc: BaseException) -> AioEntraError:
     )
 
 
-async def _await(value: Awaitable[str]) -> str:
+async def _await(value: Awaitable[Proof]) -> Proof:
     return await value

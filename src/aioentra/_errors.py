@@ -8,9 +8,11 @@ built only from the server's error description and from our own text.
 
 from __future__ import annotations
 
+import copy
+import functools
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 __all__ = [
     "AioEntraError",
@@ -26,7 +28,11 @@ __all__ = [
     "TenantNotFoundError",
     "ThrottledError",
     "error_from_response",
+    "raises_cleanly",
 ]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class AioEntraError(Exception):
@@ -277,3 +283,31 @@ def error_from_response(
 
 def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def fresh(error: AioEntraError) -> AioEntraError:
+    """A copy of ``error`` with no traceback, cause or context."""
+    clone = copy.copy(error)
+    clone.__traceback__ = None
+    return clone
+
+
+def raises_cleanly(func: Callable[P, R]) -> Callable[P, R]:
+    """Raise ``func``'s :class:`AioEntraError` as a fresh copy, from a frame without its arguments.
+
+    For functions handed secret material (key files, passwords, configuration documents): the
+    traceback of what they raise would hold the frames that read that material, and error
+    reporters that capture frame locals would record it. The copy's traceback starts here,
+    after the arguments are dropped, and its cause and context are suppressed.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except AioEntraError as caught:
+            error = fresh(caught)
+        del args, kwargs
+        raise error from None
+
+    return wrapper

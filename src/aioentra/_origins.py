@@ -143,6 +143,8 @@ class OriginScopes:
         return MappingProxyType({_render(origin): scope for origin, scope in self._scopes.items()})
 
     def __repr__(self) -> str:
+        if getattr(self, "_scopes", None) is None:
+            return "OriginScopes(<not built>)"
         return f"OriginScopes({dict(self.as_mapping())!r})"
 
 

@@ -1,52 +1,87 @@
-"""TokenProvider: the cache, single-flight requests and refresh-ahead for app-only tokens.
+"""TokenProvider: the warm path, the lifecycle, and the msal engine behind a single-flight cell.
 
-Rules implemented:
-
-* **Warm hits are O(1)**: a dict lookup and a clock read on the event loop, no
+* **Warm hits are O(1)**: a dict lookup and a monotonic clock read on the event loop, no
   thread hop and no lock.
-* **Single-flight**: per key (scope, tenant, claims) at most one token request is
-  in flight; every caller awaits the same task through ``asyncio.shield``, so a
-  cancelled caller never cancels the request for the others.
-* **Refresh-ahead**: after ``refresh_in`` (or a jittered fraction of the lifetime)
-  a caller triggers a background refresh and keeps the current token; while the
-  refresh fails and the token is still valid, callers keep getting it.
-* **Per-key backoff**: after a failure the key waits before its next request, so a
-  failing identity provider is not hammered by new callers.
+* **Everything else is the cell's** (:mod:`aioentra._flight`): one request in flight per key
+  (scope, tenant, claims), refresh-ahead with the current token served meanwhile, callers
+  waiting together past the usable window, per-key back-off, the renewal limit.
+* **The fetch** is one token request through :class:`~aioentra._engine.MsalEngine`, bounded
+  by ``RetryPolicy.total_timeout``, with one reload-and-retry when the token endpoint says the
+  credential is stale (:data:`~aioentra.credentials.RELOAD_CODES`).
+* **Lifecycle**: entering the provider starts its credential; :meth:`TokenProvider.close`
+  ends every task, thread and session the provider or its credential started.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import functools
 import logging
 import os
 import ssl
-import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+import threading
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Hashable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict, cast
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from ._authority import AZURE_PUBLIC_CLOUD, Authority, TenantRules, validate_scope
-from ._cache import CacheEntry, TokenCache
 from ._engine import MsalEngine
-from ._errors import AioEntraError, ConfigurationError, InvalidScopeError, ProviderClosedError
+from ._errors import (
+    AioEntraError,
+    ConfigurationError,
+    CredentialRejectedError,
+    CredentialUnavailableError,
+    IdentityProviderUnavailableError,
+    InvalidScopeError,
+    ProviderClosedError,
+    raises_cleanly,
+)
+from ._flight import Clock, Fetched, Flight, Reason, SystemClock
 from ._policy import RefreshPolicy, RetryPolicy
-from ._token import AccessToken
+from ._token import AccessToken, TokenResponse
 from ._transport import LoopTransport
-from .credentials import AssertionCredential, Credential, SecretCredential
+from ._workers import WorkerPool
+from .credentials import RELOAD_CODES, Credential, ReloadReason
+from .credentials._base import close_credential, reload_credential, start_credential
 
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from typing_extensions import Unpack
+
     from ._azure import AzureCredential
 
-__all__ = ["TokenProvider"]
+__all__ = ["ProviderOptions", "TokenProvider"]
 
-logger = logging.getLogger("aioentra")
-_now = time.time
+logger = logging.getLogger("aioentra.provider")
+_get_ident = threading.get_ident
+
+MAX_CLAIMS_ENTRIES = 64
+"""Tokens kept for claims challenges: each CAE challenge carries new claims, and a long-lived
+daemon must not keep one entry per challenge forever."""
+
+Key = Hashable
+"""A scope (default tenant, no claims: the warm path's key) or ``(scope, tenant, claims)``."""
+
+
+class ProviderOptions(TypedDict, total=False):
+    """The keyword options of :class:`TokenProvider` that configuration files do not set."""
+
+    ca_file: str | None
+    ssl_context: ssl.SSLContext | None
+    session: aiohttp.ClientSession | None
+    allow_insecure_http: bool
+    additionally_allowed_tenants: Iterable[str]
+    client_capabilities: Sequence[str]
+    retry: RetryPolicy | None
+    refresh: RefreshPolicy | None
+    max_workers: int
+    trust_env: bool
+    close_credential: bool
+    clock: Clock | None
 
 
 class TokenProvider:
@@ -55,9 +90,13 @@ class TokenProvider:
     >>> async with TokenProvider(ClientSecret(secret), tenant_id=tid, client_id=cid) as p:
     ...     token = await p.get_token("api://my-api/.default")  # doctest: +SKIP
 
-    The constructor validates everything and does no I/O. The first request opens an
-    aiohttp session (or uses ``session``) and a small pool of worker threads for msal;
-    :meth:`close` ends both.
+    The constructor validates everything and does no I/O. Entering the provider (or its first
+    token request) starts the credential; the first request opens an aiohttp session (or uses
+    ``session``) and a few worker threads for msal. :meth:`close` ends all of them, and closes
+    the credential too unless ``close_credential=False`` (for a credential shared with others).
+
+    ``clock`` replaces the clocks every due time is read from (a
+    :class:`~aioentra.testing.ManualClock` in tests).
     """
 
     def __init__(
@@ -77,71 +116,98 @@ class TokenProvider:
         refresh: RefreshPolicy | None = None,
         max_workers: int = 4,
         trust_env: bool = True,
+        close_credential: bool = True,
+        clock: Clock | None = None,
     ) -> None:
-        if not isinstance(credential, (SecretCredential, AssertionCredential)):
+        _check_credential(credential)
+        if not isinstance(client_id, str) or not client_id.strip():
             raise ConfigurationError(
-                f"{type(credential).__name__} is not a credential",
-                hint="use ClientSecret, Certificate, ClientAssertion, or an object with "
-                "get_secret() or get_assertion(context).",
+                "client_id is missing",
+                hint="set AZURE_CLIENT_ID to the app's Application (client) ID.",
             )
-        client_id = (client_id or "").strip()
-        if not client_id or any(c.isspace() or c == "/" for c in client_id):
+        client_id = client_id.strip()
+        if any(c.isspace() or c == "/" or not c.isprintable() for c in client_id):
             raise ConfigurationError(
-                "client_id is missing or malformed",
+                "client_id is malformed",
                 hint="set AZURE_CLIENT_ID to the app's Application (client) ID.",
             )
         if ssl_context is not None and ca_file is not None:
             raise ConfigurationError("pass ca_file or ssl_context, not both")
-        if ca_file is not None and not os.path.isfile(ca_file):
+        if ca_file is not None and (not isinstance(ca_file, str) or not os.path.isfile(ca_file)):
             raise ConfigurationError(
                 f"ca_file {ca_file!r} does not exist",
                 hint="give the path of a PEM file with the CA certificates to trust.",
             )
-        if max_workers < 1:
-            raise ConfigurationError("max_workers must be at least 1")
+        if not isinstance(max_workers, int) or max_workers < 1:
+            raise ConfigurationError("max_workers must be an int of at least 1")
+        kinds = getattr(credential, "proof_kinds", None)
         self._authority = Authority.parse(
             authority,
             tenant_id,
             allow_insecure_http=allow_insecure_http,
-            secret_credential=isinstance(credential, SecretCredential),
+            secret_credential=kinds is None or "client_secret" in kinds,
         )
         self._credential = credential
+        self._close_credential = close_credential
         self._client_id = client_id
         self._tenants = TenantRules.build(self._authority, additionally_allowed_tenants)
         self._capabilities = tuple(client_capabilities)
         self._retry = retry or RetryPolicy()
         self._refresh = refresh or RefreshPolicy()
+        self._clock: Clock = clock or SystemClock()
+        self._monotonic = self._clock.monotonic
         self._max_workers = max_workers
         self._ca_file = ca_file
         self._ssl_context = ssl_context
         self._trust_env = trust_env
         self._session = _checked_session(session)
         self._owns_session = session is None
+        self._workers = WorkerPool(max_workers, name="aioentra-msal")
+        self._transport: LoopTransport | None = None
         self._engine: MsalEngine | None = None
-        self._cache = TokenCache(self._refresh)
+        self._flight: Flight[Key, AccessToken] = Flight(
+            self._fetch,
+            policy=self._refresh,
+            clock=self._clock,
+            observer=_Log(self),
+            same=_same_token,
+            closed_error=lambda: ProviderClosedError("the TokenProvider was closed"),
+        )
+        self._slots = self._flight.slots
+        self._claims_keys: OrderedDict[Key, None] = OrderedDict()
         self._valid_scopes: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # The warm path's loop check: the thread the bound loop runs in, or None once that
+        # loop is shut down (see _bind). One int compare instead of get_running_loop().
+        self._thread: int | None = None
+        self._guard: AsyncGenerator[None, None] | None = None
         self._closed = False
         self._closing: asyncio.Future[None] | None = None
+        self._started: asyncio.Future[None] | None = None
         self._session_ready: asyncio.Future[aiohttp.ClientSession] | None = None
+        self._reloading: asyncio.Task[bool] | None = None
 
     # -- public API ----------------------------------------------------------------------------
 
     @classmethod
+    @raises_cleanly
     def from_environment(
-        cls, environ: Mapping[str, str] | None = None, **kwargs: Any
+        cls, environ: Mapping[str, str] | None = None, **options: Unpack[ProviderOptions]
     ) -> TokenProvider:
         """Build from azure-identity's variables (``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID``, ...)."""
         from ._config import Settings
 
-        return Settings.from_environment(environ).provider(**kwargs)
+        return Settings.from_environment(environ).provider(**options)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> TokenProvider:
+    @raises_cleanly
+    def from_file(
+        cls, path: str | os.PathLike[str], **options: Unpack[ProviderOptions]
+    ) -> TokenProvider:
         """Build from msal's ``parameters.json`` or a .NET ``appsettings.json`` (``AzureAd``)."""
         from ._config import Settings
 
-        return Settings.from_file(path).provider(**kwargs)
+        return Settings.from_file(path).provider(**options)
 
     @property
     def client_id(self) -> str:
@@ -156,6 +222,10 @@ class TokenProvider:
         """The tenanted authority URL, e.g. ``https://login.microsoftonline.com/{tenant}``."""
         return self._authority.url
 
+    @property
+    def credential(self) -> Credential:
+        return self._credential
+
     async def get_token(
         self,
         scope: str,
@@ -166,41 +236,47 @@ class TokenProvider:
     ) -> AccessToken:
         """Return a valid token for ``scope`` (one ``{resource}/.default``).
 
-        ``claims`` answers a claims challenge (CAE); the token is then cached for
-        those claims and also replaces the plain token for ``scope``.
-        ``force_refresh`` skips the cache (joining a request already in flight).
+        ``claims`` answers a claims challenge (CAE); the token is then cached for those claims
+        and also replaces the plain token for ``scope``. A new claims challenge for a scope is
+        answered at most once per ``RefreshPolicy.renewal_interval``; within it the newest
+        token is returned. ``force_refresh`` skips the cache (joining a request already in
+        flight).
         """
-        # The warm path: one dict lookup and one clock read.
+        # The warm path: one dict lookup, one clock read, one thread check.
         try:
-            entry = self._cache.entries.get(scope)
+            slot = self._slots.get(scope)
         except TypeError:
-            entry = None  # not hashable: the slow path says what is wrong
+            slot = None  # not hashable: the slow path says what is wrong
         if (
-            entry is not None
-            and _now() < entry.refresh_at
+            slot is not None
+            and self._monotonic() < slot.fresh_until
             and claims is None
             and tenant_id is None
             and not force_refresh
+            and _get_ident() == self._thread
         ):
-            return entry.token  # type: ignore[return-value]
-        return await self._get_token(scope, claims or None, tenant_id, force_refresh, None)
+            return slot.value
+        return await self._get_token(scope, claims, tenant_id, force_refresh, None)
 
     async def renew_token(
         self, scope: str, *, rejected: AccessToken, tenant_id: str | None = None
     ) -> AccessToken:
         """Return a token other than ``rejected`` (which a resource refused with a 401).
 
-        If the cache already holds a newer token it is returned; otherwise one request
-        is made, shared by every caller that reports the same rejected token. While the
-        key backs off after a failure, the failure is raised instead.
+        If the cache already holds a newer token it is returned; otherwise one request is
+        made, shared by every caller that reports the same rejected token. Renewals are
+        limited to one per ``RefreshPolicy.renewal_interval`` per key: within it, the current
+        token is returned. While the key backs off after a failure, the failure is raised.
         """
+        if not isinstance(rejected, AccessToken):
+            raise ConfigurationError("renew_token(rejected=) takes the AccessToken that failed")
         return await self._get_token(scope, None, tenant_id, False, rejected)
 
     async def close(self) -> None:
-        """Stop background refreshes, worker threads and the owned HTTP session.
+        """Stop background refreshes, worker threads, the owned HTTP session and credential.
 
-        Safe to call more than once and to cancel: the shutdown runs to its end in a
-        task of its own, which every call waits for.
+        Safe to call more than once and to cancel: the shutdown runs to its end in a task of
+        its own, which every call waits for.
         """
         if self._closing is None:
             self._closed = True
@@ -208,28 +284,46 @@ class TokenProvider:
         await asyncio.shield(self._closing)
 
     async def _shutdown(self) -> None:
-        entries = list(self._cache.entries.values())
-        tasks = [e.inflight for e in entries if e.inflight is not None]
-        for task in tasks:
-            task.cancel()
-        if self._engine is not None:
-            await self._engine.close()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        self._cache.clear()
+        if self._transport is not None:
+            self._transport.cancel_pending()  # releases worker threads waiting on the loop
+        reloading = self._reloading
+        if reloading is not None:
+            reloading.cancel()
+        await self._flight.close()
+        left = await self._workers.close()
+        if left:
+            logger.warning(
+                "%d aioentra worker thread(s) still busy in a credential call at close(); "
+                "they end when that call returns",
+                left,
+            )
+        if reloading is not None:
+            await asyncio.gather(reloading, return_exceptions=True)
+        if self._started is not None and not self._started.done():
+            self._started.cancel()
+        if self._close_credential:
+            try:
+                await close_credential(self._credential)
+            except Exception as exc:  # a credential's own close failing must not stop ours
+                logger.warning("closing %r failed: %s", self._credential, type(exc).__name__)
+        self._claims_keys.clear()
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            await guard.aclose()
         if self._owns_session and self._session is not None:
             await self._session.close()
         self._session = None
 
     async def __aenter__(self) -> TokenProvider:
-        self._check_open()
+        await self._check_open()
+        await self._ensure_started()
         return self
 
     async def __aexit__(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
     ) -> None:
         await self.close()
 
@@ -240,24 +334,47 @@ class TokenProvider:
         return AzureCredential(self)
 
     def __repr__(self) -> str:
+        authority = getattr(self, "_authority", None)
         return (
-            f"TokenProvider(client_id={self._client_id!r}, authority={self._authority.url!r}, "
-            f"credential={self._credential!r})"
+            f"TokenProvider(client_id={getattr(self, '_client_id', None)!r}, "
+            f"authority={authority.url if authority is not None else None!r}, "
+            f"credential={getattr(self, '_credential', None)!r})"
         )
 
     # -- the slow path -------------------------------------------------------------------------
 
-    def _check_open(self) -> None:
+    async def _check_open(self) -> None:
         if self._closed:
             raise ProviderClosedError("this TokenProvider is closed; create a new one")
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
-        elif self._loop is not loop:
+            await self._bind()
+        elif self._loop is not loop or self._thread is None:
             raise ProviderClosedError(
                 "this TokenProvider belongs to another event loop",
                 hint="create one provider per event loop (asyncio.run() makes a new loop).",
             )
+
+    async def _bind(self) -> None:
+        """Tie the warm path to this loop: its thread, until the loop shuts down.
+
+        A loop runs in one thread, and a thread runs one loop at a time, so "same thread and
+        the bound loop not shut down" is "the bound loop". The shutdown is seen through an
+        async generator the loop finalises in ``shutdown_asyncgens()`` (``asyncio.run`` does
+        that): a provider carried into a later ``asyncio.run`` fails at once, warm path
+        included, instead of at its next refresh.
+        """
+        self._thread = _get_ident()
+
+        async def guard() -> AsyncGenerator[None, None]:
+            try:
+                yield
+            finally:
+                self._thread = None
+
+        self._guard = guard()
+        await self._guard.__anext__()
 
     async def _get_token(
         self,
@@ -267,106 +384,153 @@ class TokenProvider:
         force: bool,
         rejected: AccessToken | None,
     ) -> AccessToken:
-        self._check_open()
-        entry = self._entry_for(scope, claims, tenant_id)
-        now = _now()
-        token = entry.token
-        usable = entry.usable(now)
-        if rejected is not None and token is not None and token.token == rejected.token:
-            usable = False
-        if usable and not force:
-            assert token is not None
-            if now >= entry.refresh_at and entry.inflight is None and now >= entry.blocked_until:
-                logger.debug("refreshing %s ahead of expiry", entry.scope)
-                self._start_request(entry)
-            return token
-        task = entry.inflight
-        if task is None:
-            if now < entry.blocked_until and entry.last_error is not None:
-                # The key backs off after a failure (or the server's Retry-After): new
-                # callers, forced refreshes and renewals included, get that failure.
-                raise copy.copy(entry.last_error)
-            task = self._start_request(entry)
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.cancelled() and self._closed and not _cancelling():
-                raise ProviderClosedError("the TokenProvider was closed") from None
-            raise
+        await self._check_open()
+        self._check_scope(scope)
+        if claims is not None and (not isinstance(claims, str) or not claims.strip()):
+            raise ConfigurationError("claims must be a non-empty JSON string, or None")
+        if tenant_id is not None and not isinstance(tenant_id, str):
+            raise ConfigurationError("tenant_id must be a string, or None")
+        tenant = self._tenants.resolve(tenant_id)
+        plain = _key(scope, tenant, None)
+        if claims is not None:
+            key = _key(scope, tenant, claims)
+            self._remember_claims(key)
+            return await self._flight.renew(key, budget=("claims", plain), fallback=plain)
+        if rejected is not None:
+            return await self._flight.renew(plain, rejected)
+        return await self._flight.get(plain, force=force)
 
-    def _entry_for(self, scope: str, claims: str | None, tenant_id: str | None) -> CacheEntry:
-        if scope not in self._valid_scopes:
-            if not isinstance(scope, str):
-                raise InvalidScopeError(
-                    f"the scope must be a string, got {type(scope).__name__}",
-                    hint="pass one '{resource}/.default' string.",
-                )
-            if validate_scope(scope) != scope:
-                raise InvalidScopeError(
-                    f"scope {scope!r} has surrounding white space", hint="strip it."
-                )
-            self._valid_scopes.add(scope)
-        return self._cache.entry(scope, self._tenants.resolve(tenant_id), claims)
-
-    def _start_request(self, entry: CacheEntry) -> asyncio.Task[AccessToken]:
-        task = asyncio.get_running_loop().create_task(self._request(entry, entry.generation))
-        entry.inflight = task
-        task.add_done_callback(lambda t: self._request_done(entry, t))
-        return task
-
-    @staticmethod
-    def _request_done(entry: CacheEntry, task: asyncio.Task[AccessToken]) -> None:
-        if entry.inflight is task:
-            entry.inflight = None
-        if not task.cancelled():
-            task.exception()  # retrieved here: background failures are logged, not lost
-
-    async def _request(self, entry: CacheEntry, generation: int) -> AccessToken:
-        engine = self._get_engine()
-        started = time.monotonic()
-        try:
-            await self._get_session()
-            response = await engine.acquire(entry.scope, claims=entry.claims, tenant=entry.tenant)
-        except AioEntraError as error:
-            entry.failures += 1
-            delay = self._refresh.failure_delay(entry.failures, error.retry_after)
-            entry.blocked_until = _now() + delay
-            entry.last_error = error
-            logger.warning(
-                "token request for %s failed (%s%s); next attempt in %.1fs%s",
-                entry.scope,
-                error.error or type(error).__name__,
-                f", codes {list(error.error_codes)}" if error.error_codes else "",
-                delay,
-                ", serving the cached token meanwhile" if entry.usable(_now()) else "",
+    def _check_scope(self, scope: object) -> None:
+        if isinstance(scope, str) and scope in self._valid_scopes:
+            return
+        if not isinstance(scope, str):
+            raise InvalidScopeError(
+                f"the scope must be a string, got {type(scope).__name__}",
+                hint="pass one '{resource}/.default' string.",
             )
+        if validate_scope(scope) != scope:
+            raise InvalidScopeError(
+                f"scope {scope!r} has surrounding white space", hint="strip it."
+            )
+        self._valid_scopes.add(scope)
+
+    def _remember_claims(self, key: Key) -> None:
+        keys = self._claims_keys
+        if key in keys:
+            keys.move_to_end(key)
+            return
+        keys[key] = None
+        while len(keys) > MAX_CLAIMS_ENTRIES:
+            oldest = next(iter(keys))
+            if not self._flight.discard(oldest):
+                break  # in use: keep it (and the rest) for now
+            del keys[oldest]
+
+    # -- the fetch: one token request ------------------------------------------------------------
+
+    async def _fetch(self, key: Key) -> Fetched[AccessToken]:
+        scope, tenant, claims = _unkey(key)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._retry.total_timeout
+        clock = self._clock
+        started, wall = clock.monotonic(), clock.time()
+        await self._within(deadline, self._ensure_started())
+        await self._within(deadline, self._get_session())
+        engine = self._get_engine()
+        try:
+            response = await engine.acquire(scope, claims=claims, tenant=tenant, deadline=deadline)
+        except CredentialRejectedError as error:
+            if not RELOAD_CODES.intersection(error.error_codes) or not await self._reload(error):
+                raise
+            logger.info(
+                "the token endpoint rejected %r (codes %s); it reloaded, trying once more",
+                self._credential,
+                list(error.error_codes),
+            )
+            response = await engine.acquire(scope, claims=claims, tenant=tenant, deadline=deadline)
+        fetched = self._fetched(scope, response, started, wall)
+        if claims is not None:
+            # The resource refused the plain token with this challenge: the claims token
+            # supersedes it.
+            self._flight.put(_key(scope, tenant, None), fetched)
+        return fetched
+
+    def _fetched(
+        self, scope: str, response: TokenResponse, started: float, wall: float
+    ) -> Fetched[AccessToken]:
+        refresh_after, usable_for = self._refresh.windows(response.expires_in, response.refresh_in)
+        token = AccessToken(
+            token=response.access_token,
+            expires_on=wall + response.expires_in,
+            refresh_on=wall + refresh_after,
+            scope=scope,
+            token_type="Bearer",
+        )
+        return Fetched(token, started + refresh_after, started + usable_for)
+
+    async def _within(self, deadline: float, work: Any) -> Any:
+        remaining = deadline - asyncio.get_running_loop().time()
+        try:
+            return await asyncio.wait_for(asyncio.shield(work), max(0.0, remaining))
+        except asyncio.TimeoutError:
+            raise IdentityProviderUnavailableError(
+                "the token request did not finish within RetryPolicy.total_timeout "
+                f"({self._retry.total_timeout:g}s)",
+                hint="starting the credential or opening the session took too long.",
+            ) from None
+
+    async def _reload(self, error: AioEntraError) -> bool:
+        """Ask the credential to reload (one reload at a time, shared by every key)."""
+        task = self._reloading
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._run_reload(error))
+            self._reloading = task
+
+            def done(finished: asyncio.Task[bool]) -> None:
+                if self._reloading is finished:
+                    self._reloading = None
+
+            task.add_done_callback(done)
+        return await asyncio.shield(task)
+
+    async def _run_reload(self, error: AioEntraError) -> bool:
+        try:
+            return await reload_credential(self._credential, ReloadReason.from_error(error))
+        except Exception as exc:
+            logger.warning(
+                "reloading %r after a rejection failed: %s", self._credential, type(exc).__name__
+            )
+            return False
+
+    async def _ensure_started(self) -> None:
+        """Start the credential once; a failed start is tried again by the next request."""
+        started = self._started
+        if started is None:
+            started = self._started = asyncio.ensure_future(self._start_credential())
+        try:
+            await asyncio.shield(started)
+        except Exception:
+            if self._started is started:
+                self._started = None
             raise
-        entry.failures = 0
-        entry.blocked_until = 0.0
-        entry.last_error = None
-        token = self._cache.store(
-            entry,
-            access_token=response.access_token,
-            token_type=response.token_type,
-            issued_at=response.issued_at,
-            expires_in=response.expires_in,
-            refresh_in=response.refresh_in,
-            generation=generation,
-        )
-        logger.debug(
-            "got a token for %s in %.3fs, valid %.0fs",
-            entry.scope,
-            time.monotonic() - started,
-            response.expires_in,
-        )
-        return token
+
+    async def _start_credential(self) -> None:
+        try:
+            await start_credential(self._credential)
+        except AioEntraError:
+            raise
+        except Exception as exc:
+            raise CredentialUnavailableError(
+                f"starting {self._credential!r} failed: {type(exc).__name__}",
+                hint="the credential could not load its material; see its documentation.",
+            ) from None
 
     def _get_engine(self) -> MsalEngine:
         if self._engine is None:
             loop = asyncio.get_running_loop()
             authority = self._authority
             insecure = None if authority.is_https else urlsplit(authority.host).netloc
-            transport = LoopTransport(
+            self._transport = LoopTransport(
                 loop,
                 self._get_session,
                 attempt_timeout=self._retry.attempt_timeout,
@@ -376,10 +540,10 @@ class TokenProvider:
                 credential=self._credential,
                 client_id=self._client_id,
                 authority=authority,
-                transport=transport,
+                transport=self._transport,
+                workers=self._workers,
                 loop=loop,
                 policy=self._retry,
-                max_workers=self._max_workers,
                 client_capabilities=self._capabilities,
             )
         return self._engine
@@ -387,8 +551,8 @@ class TokenProvider:
     async def _get_session(self) -> aiohttp.ClientSession:
         """The session for token requests, created once (its TLS context read off the loop).
 
-        Awaited before a request is handed to a worker thread, never from one: creating
-        it uses a worker thread, which a waiting worker would otherwise deadlock on.
+        Awaited before a request is handed to a worker thread, never from one: creating it
+        uses a worker thread, which a waiting worker would otherwise deadlock on.
         """
         if self._session is not None:
             return self._session
@@ -401,13 +565,14 @@ class TokenProvider:
     async def _create_session(self) -> aiohttp.ClientSession:
         context = self._ssl_context
         if context is None:
-            # Reading the CA bundle is disk I/O: not on the event loop, and in the
-            # provider's own threads, which close() ends.
+            # Reading the CA bundle is disk I/O: not on the event loop, and in the provider's
+            # own threads, which close() ends.
             try:
-                context = await self._get_engine().run_blocking(
+                context = await self._workers.run(
                     functools.partial(ssl.create_default_context, cafile=self._ca_file)
                 )
             except (OSError, ssl.SSLError) as exc:
+                self._session_ready = None
                 raise ConfigurationError(
                     f"ca_file {self._ca_file!r} could not be loaded: {type(exc).__name__}",
                     hint="give a readable PEM file with the CA certificates to trust.",
@@ -417,6 +582,78 @@ class TokenProvider:
             trust_env=self._trust_env,
         )
         return self._session
+
+
+class _Log:
+    """The cell's observer: what the provider's fetches did, in the provider's log."""
+
+    __slots__ = ("_provider",)
+
+    def __init__(self, provider: TokenProvider) -> None:
+        self._provider = provider
+
+    def fetched(self, key: Key, reason: Reason, seconds: float) -> None:
+        scope, tenant, claims = _unkey(key)
+        logger.debug(
+            "got a token for %s (client %s, tenant %s%s) in %.3fs: %s",
+            scope,
+            self._provider.client_id,
+            tenant or self._provider.tenant_id,
+            ", with claims" if claims else "",
+            seconds,
+            reason.value,
+        )
+
+    def failed(
+        self, key: Key, reason: Reason, error: Exception, backoff: float, serving: bool
+    ) -> None:
+        scope, tenant, _ = _unkey(key)
+        code = getattr(error, "error", None) or type(error).__name__
+        codes = getattr(error, "error_codes", ())
+        correlation = getattr(error, "correlation_id", None)
+        logger.warning(
+            "token request for %s (client %s, tenant %s) failed: %s%s%s; no new request for "
+            "this token for %.1fs%s",
+            scope,
+            self._provider.client_id,
+            tenant or self._provider.tenant_id,
+            code,
+            f", codes {list(codes)}" if codes else "",
+            f", correlation id {correlation}" if correlation else "",
+            backoff,
+            ", serving the cached token meanwhile" if serving else "",
+        )
+
+
+def _key(scope: str, tenant: str | None, claims: str | None) -> Key:
+    return scope if claims is None and tenant is None else (scope, tenant, claims)
+
+
+def _unkey(key: Key) -> tuple[str, str | None, str | None]:
+    if isinstance(key, str):
+        return key, None, None
+    return cast("tuple[str, str | None, str | None]", key)
+
+
+def _same_token(a: AccessToken, b: AccessToken) -> bool:
+    return a.token == b.token
+
+
+def _check_credential(credential: object) -> None:
+    if isinstance(credential, Credential):
+        return
+    legacy = hasattr(credential, "get_secret") or hasattr(credential, "get_assertion")
+    raise ConfigurationError(
+        f"{type(credential).__name__} is not a credential",
+        hint=(
+            "a credential has get_proof(context) returning Proof.secret(...) or "
+            "Proof.assertion(...); wrap a secret in ClientSecret and an assertion callable in "
+            "ClientAssertion."
+            if legacy
+            else "use ClientSecret, Certificate, ClientAssertion, ManagedIdentityAssertion, or "
+            "an object with get_proof(context)."
+        ),
+    )
 
 
 def _checked_session(session: aiohttp.ClientSession | None) -> aiohttp.ClientSession | None:
@@ -430,10 +667,3 @@ def _checked_session(session: aiohttp.ClientSession | None) -> aiohttp.ClientSes
             "session without them (or none, and the provider makes its own).",
         )
     return session
-
-
-def _cancelling() -> int:
-    """How many cancellations the current task has pending (0 on Python 3.10)."""
-    task = asyncio.current_task()
-    cancelling = getattr(task, "cancelling", None)
-    return int(cancelling()) if cancelling is not None else 0

@@ -1,11 +1,17 @@
-"""The access-token value handed to callers."""
+"""The access-token value handed to callers, and the validation of a token response."""
 
 from __future__ import annotations
 
+import math
+import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-__all__ = ["AccessToken"]
+from ._errors import IdentityProviderUnavailableError
+
+__all__ = ["MAX_LIFETIME", "AccessToken", "TokenResponse", "parse_token_response"]
 
 
 @dataclass(frozen=True)
@@ -39,3 +45,73 @@ class AccessToken:
     def expires_in(self, now: float | None = None) -> float:
         """Seconds until expiry (negative once expired)."""
         return self.expires_on - (time.time() if now is None else now)
+
+
+MAX_LIFETIME = 86400.0
+"""Longest lifetime a token is cached for (24 h); a longer ``expires_in`` is clamped to it."""
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    """A validated successful token response (RFC 6749 section 5.1)."""
+
+    access_token: str = field(repr=False)
+    expires_in: float
+    refresh_in: float | None = None
+    token_type: str = "Bearer"
+
+
+def parse_token_response(body: Mapping[str, Any]) -> TokenResponse:
+    """Validate a successful token response before anything caches or sends it.
+
+    * ``access_token``: a non-empty string of visible ASCII (no white space, no control
+      character), since it goes into an ``Authorization`` header as it is;
+    * ``token_type``: ``Bearer``, in any case (a ``pop`` token is not a bearer token);
+    * ``expires_in``: a finite number of seconds > 0 (a JSON number or a decimal string, as v1
+      endpoints send), clamped to :data:`MAX_LIFETIME`;
+    * ``refresh_in``, when present: the same rule.
+
+    Raises:
+        IdentityProviderUnavailableError: retryable; names the field, never its value.
+    """
+    token = body.get("access_token")
+    if not isinstance(token, str) or not token or not _VISIBLE_ASCII.fullmatch(token):
+        raise _malformed("access_token", "is not a non-empty string of visible ASCII characters")
+    token_type = body.get("token_type", "Bearer")
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        raise _malformed("token_type", "is not 'Bearer'")
+    expires_in = _seconds(body.get("expires_in"), "expires_in")
+    if expires_in is None:
+        raise _malformed("expires_in", "is missing")
+    refresh_in = _seconds(body.get("refresh_in"), "refresh_in")
+    return TokenResponse(
+        access_token=token,
+        expires_in=min(expires_in, MAX_LIFETIME),
+        refresh_in=None if refresh_in is None else min(refresh_in, MAX_LIFETIME),
+    )
+
+
+_VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")
+
+
+def _seconds(value: object, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise _malformed(name, "is not a number of seconds")
+    try:
+        seconds = float(value)
+    except (ValueError, OverflowError):
+        raise _malformed(name, "is not a number of seconds") from None
+    if not 0 < seconds < math.inf:
+        raise _malformed(name, "is not a finite number of seconds greater than 0")
+    return seconds
+
+
+def _malformed(name: str, problem: str) -> IdentityProviderUnavailableError:
+    return IdentityProviderUnavailableError(
+        f"the token response is malformed: {name} {problem}",
+        hint="the identity provider (or a proxy in front of it) sent a broken answer; the "
+        "request is retried and nothing from it is cached.",
+        status=200,
+    )

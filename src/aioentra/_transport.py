@@ -1,11 +1,18 @@
 """msal's ``http_client``, served by the provider's aiohttp session on the event loop.
 
-msal is synchronous and runs in the provider's worker threads. Each of its HTTP
-calls is handed to the event loop (``run_coroutine_threadsafe``) and performed
-once with aiohttp, so TLS, proxies and timeouts are configured in one place.
-What fails becomes a typed error (msal drops the body of a 5xx and cannot parse
-a non-JSON 4xx); whether to try again is the engine's decision, made on the
-event loop, so no worker thread sleeps through a backoff.
+msal is synchronous and runs in the provider's worker threads. Each of its HTTP calls is handed
+to the event loop (``run_coroutine_threadsafe``) and performed once with aiohttp, so TLS,
+proxies and timeouts are configured in one place. What fails becomes a typed error (msal drops
+the body of a 5xx and cannot parse a non-JSON 4xx); whether to try again is the engine's
+decision, made on the event loop, so no worker thread sleeps through a backoff.
+
+A successful token answer is validated here, before msal sees it
+(:func:`~aioentra._token.parse_token_response`): msal only ever gets a well-formed body, and
+the engine takes the validated token from :meth:`LoopTransport.last_token`.
+
+Why the bridge is hand-written rather than ``anyio.from_thread``: the provider's worker threads
+are its own (see ``_workers.py``), not anyio's, and :meth:`LoopTransport.cancel_pending` must
+release every thread waiting on the loop when the provider closes.
 """
 
 from __future__ import annotations
@@ -13,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import ssl
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, TypeVar
@@ -28,20 +34,33 @@ from ._errors import (
     ThrottledError,
     error_from_response,
 )
+from ._netfail import connection_error
 from ._policy import RETRYABLE_STATUS, parse_retry_after
+from ._token import TokenResponse, parse_token_response
 
-__all__ = ["LoopTransport", "TransportResponse"]
+__all__ = ["PLACEHOLDER_SECRET", "LoopTransport", "TransportResponse"]
 
 T = TypeVar("T")
+
+PLACEHOLDER_SECRET = "aioentra-proof-is-sent-per-request"
+"""What msal applications are built with: every token request carries the credential's current
+proof in its body instead, and the transport refuses to send this value."""
 
 
 class TransportResponse:
     """The response shape msal's ``http_client`` contract asks for."""
 
-    def __init__(self, status_code: int, text: str, headers: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        text: str,
+        headers: Mapping[str, str],
+        token: TokenResponse | None = None,
+    ) -> None:
         self.status_code = status_code
         self.text = text
         self.headers = dict(headers)
+        self.token = token
 
     def raise_for_status(self) -> None:
         if self.status_code >= 400:
@@ -53,7 +72,7 @@ class TransportResponse:
 def _json_object(text: str) -> dict[str, Any] | None:
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 
@@ -61,9 +80,9 @@ def _json_object(text: str) -> dict[str, Any] | None:
 class LoopTransport:
     """A synchronous ``http_client`` for msal whose I/O runs on ``loop``.
 
-    It is also the bridge for credential coroutines: everything a worker thread
-    waits for on the loop goes through :meth:`run`, so :meth:`cancel_pending`
-    releases every waiting thread when the provider closes.
+    It is also the bridge for credential coroutines: everything a worker thread waits for on
+    the loop goes through :meth:`run`, bounded by the thread's deadline, so
+    :meth:`cancel_pending` releases every waiting thread when the provider closes.
     """
 
     def __init__(
@@ -77,14 +96,19 @@ class LoopTransport:
         self._loop = loop
         self._session = session
         self._attempt_timeout = attempt_timeout
-        # A plain-http loopback authority: msal only speaks https, so its https URLs
-        # for this one origin are sent over http and http URLs in its answers are
-        # shown to msal as https.
+        # A plain-http loopback authority: msal only speaks https, so its https URLs for this
+        # one origin are sent over http and http URLs in its answers are shown to msal as https.
         self._insecure_origin = insecure_origin
         self._pending: set[concurrent.futures.Future[Any]] = set()
         self._lock = threading.Lock()
+        # Per worker thread: the deadline of the token request it runs, its last POST's status
+        # and validated token. Read and written only on that worker thread.
         self._local = threading.local()
         self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     # -- msal's http_client contract (called from worker threads) -----------------------------
 
@@ -96,8 +120,11 @@ class LoopTransport:
         headers: Mapping[str, str] | None = None,
         **_: Any,
     ) -> TransportResponse:
-        response = self.run(self._request("POST", url, params, data, headers))
+        if isinstance(data, Mapping) and data.get("client_secret") == PLACEHOLDER_SECRET:
+            raise AioEntraError("internal error: a token request without the credential's proof")
+        response = self.run(self._request("POST", url, params, data, headers, self.deadline()))
         self._local.last_status = response.status_code
+        self._local.last_token = response.token
         return response
 
     def get(
@@ -107,7 +134,7 @@ class LoopTransport:
         headers: Mapping[str, str] | None = None,
         **_: Any,
     ) -> TransportResponse:
-        return self.run(self._request("GET", url, params, None, headers))
+        return self.run(self._request("GET", url, params, None, headers, self.deadline()))
 
     def close(self) -> None:
         """msal may call this; the session belongs to the provider."""
@@ -115,24 +142,38 @@ class LoopTransport:
     # -- per worker thread ----------------------------------------------------------------------
 
     def begin(self, deadline: float) -> None:
-        """Start a token request in this worker thread: attempts end by ``deadline`` (loop time)."""
+        """Start a token request in this worker thread, to end by ``deadline`` (loop time)."""
         self._local.deadline = deadline
         self._local.last_status = None
+        self._local.last_token = None
+
+    def deadline(self) -> float:
+        """This worker thread's deadline (loop time); ``begin()`` sets it."""
+        deadline: float | None = getattr(self._local, "deadline", None)
+        if deadline is None:
+            raise AioEntraError("internal error: a worker thread request without a deadline")
+        return deadline
 
     def last_status(self) -> int | None:
         """HTTP status of this worker thread's last POST: msal's error dicts leave it out."""
         status: int | None = getattr(self._local, "last_status", None)
         return status
 
+    def last_token(self) -> TokenResponse | None:
+        """The validated token of this worker thread's last successful POST."""
+        token: TokenResponse | None = getattr(self._local, "last_token", None)
+        return token
+
     # -- the bridge -----------------------------------------------------------------------------
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the loop and wait for it (from a worker thread)."""
+        """Run ``coro`` on the loop and wait for it (from a worker thread), by its deadline."""
+        deadline = self.deadline()
         with self._lock:
             if self._closed:
                 coro.close()
                 raise ProviderClosedError("the token provider is closed")
-            future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+            future = asyncio.run_coroutine_threadsafe(_bounded(coro, deadline), self._loop)
             self._pending.add(future)
         try:
             return future.result()
@@ -165,16 +206,16 @@ class LoopTransport:
         params: Mapping[str, Any] | None,
         data: Any,
         headers: Mapping[str, str] | None,
+        deadline: float,
     ) -> TransportResponse:
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
-        deadline: float = getattr(self._local, "deadline", self._loop.time() + 30.0)
         remaining = min(self._attempt_timeout, deadline - self._loop.time())
         if remaining <= 0:
-            raise IdentityProviderUnavailableError(
-                f"{method} {origin}: no time left for the request",
-                hint="the identity provider is slow; RetryPolicy.total_timeout bounds a request.",
-            )
+            raise _out_of_time(method, origin)
         session = await self._session()
+        remaining = min(self._attempt_timeout, deadline - self._loop.time())
+        if remaining <= 0:
+            raise _out_of_time(method, origin)
         try:
             async with session.request(
                 method,
@@ -189,14 +230,8 @@ class LoopTransport:
             ) as response:
                 text = await response.text(errors="replace")
                 status, response_headers = response.status, response.headers
-        except (ssl.SSLError, aiohttp.ClientConnectorCertificateError) as exc:
-            raise _tls_error(origin, exc) from None
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise IdentityProviderUnavailableError(
-                f"{method} {origin} failed: {type(exc).__name__}",
-                hint="the identity provider is unreachable or slow; check the network, "
-                "proxy settings and the authority host.",
-            ) from None
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise connection_error(f"{method} {origin}", exc, timeout=remaining) from None
         return self._judge(method, origin, status, text, response_headers)
 
     def _judge(
@@ -233,30 +268,56 @@ class LoopTransport:
             # A malformed success body is worth another attempt; a non-JSON 4xx is not.
             error.retryable = status == 200
             raise error
-        if method == "GET" and status != 200:
-            raise error_from_response(body, status=status, context="tenant discovery failed")
-        if method == "GET" and self._insecure_origin is not None:
-            origin_text = self._insecure_origin
-            text = text.replace("http://" + origin_text, "https://" + origin_text)
+        if method == "GET":
+            if status != 200:
+                raise error_from_response(body, status=status, context="tenant discovery failed")
+            if self._insecure_origin is not None:
+                origin_text = self._insecure_origin
+                text = text.replace("http://" + origin_text, "https://" + origin_text)
+            return TransportResponse(status, text, headers)
+        if status == 200 and "error" not in body:
+            token = parse_token_response(body)
+            # msal sees the validated answer only: nothing it could trip over.
+            minimal = {
+                "access_token": token.access_token,
+                "token_type": "Bearer",
+                "expires_in": token.expires_in,
+            }
+            return TransportResponse(status, json.dumps(minimal), headers, token)
         return TransportResponse(status, text, headers)
 
 
-def _with_body(error: AioEntraError, body: Mapping[str, Any] | None) -> AioEntraError:
-    if body:
-        parsed = error_from_response(body)
-        error.error = parsed.error
-        error.error_codes = parsed.error_codes
-        error.correlation_id = parsed.correlation_id
-        error.trace_id = parsed.trace_id
-        error.args = (error._render(),)
-    return error
+async def _bounded(coro: Coroutine[Any, Any, T], deadline: float) -> T:
+    remaining = deadline - asyncio.get_running_loop().time()
+    if remaining <= 0:
+        coro.close()
+        raise _out_of_time("the credential", "")
+    try:
+        return await asyncio.wait_for(coro, remaining)
+    except asyncio.TimeoutError:
+        raise _out_of_time("the credential", "") from None
 
 
-def _tls_error(origin: str, exc: BaseException) -> IdentityProviderUnavailableError:
-    error = IdentityProviderUnavailableError(
-        f"TLS verification of {origin} failed: {type(exc).__name__}",
-        hint="the server's certificate is not trusted: pass ca_file= (or ssl_context=) for a "
-        "test server, or fix the proxy's certificate chain. Verification is never turned off.",
+def _out_of_time(what: str, origin: str) -> IdentityProviderUnavailableError:
+    target = f"{what} {origin}".strip()
+    return IdentityProviderUnavailableError(
+        f"{target}: no time left for the request (RetryPolicy.total_timeout)",
+        hint="the identity provider or the credential's source is slow; "
+        "RetryPolicy.total_timeout bounds a whole token request.",
     )
-    error.retryable = False
-    return error
+
+
+def _with_body(error: AioEntraError, body: Mapping[str, Any] | None) -> AioEntraError:
+    if not body:
+        return error
+    parsed = error_from_response(body, status=error.status)
+    return type(error)(
+        error.message,
+        hint=error.hint,
+        error=parsed.error,
+        error_codes=parsed.error_codes,
+        correlation_id=parsed.correlation_id,
+        trace_id=parsed.trace_id,
+        status=error.status,
+        retry_after=error.retry_after,
+    )

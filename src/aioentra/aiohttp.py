@@ -36,7 +36,7 @@ from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs
 from aiohttp.multipart import BodyPartReaderPayload
 from aiohttp.payload import AsyncIterablePayload, Payload
 
-from ._challenge import Challenge, Retry, parse_bearer_challenge, retry_decision
+from ._challenge import Challenge, Retry, decide, parse_bearer_challenge
 from ._origins import OriginScopes
 from ._token import AccessToken
 
@@ -125,6 +125,8 @@ class BearerTokenMiddleware:
         return self._origins.as_mapping()
 
     def __repr__(self) -> str:
+        if getattr(self, "_origins", None) is None:
+            return "BearerTokenMiddleware(<not built>)"
         return f"BearerTokenMiddleware(origins={sorted(self.scopes)!r})"
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
@@ -155,9 +157,8 @@ class BearerTokenMiddleware:
         rejected: AccessToken,
     ) -> ClientResponse:
         """RFC 6750 section 3.1: a new token can fix ``invalid_token`` and claims challenges."""
-        challenges = response.headers.getall(hdrs.WWW_AUTHENTICATE, [])
-        challenge = parse_bearer_challenge(challenges)
-        decision = retry_decision(response.status, challenges)
+        verdict = decide(response.status, response.headers.getall(hdrs.WWW_AUTHENTICATE, []))
+        decision, challenge = verdict.retry, verdict.challenge
         if decision is None:
             _not_retried(request, challenge, "the challenge is not one a new token answers")
             return response

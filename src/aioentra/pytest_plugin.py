@@ -9,13 +9,19 @@ Fixtures:
     the test.
 ``aioentra_cert_app`` (function)
     A freshly registered app with a generated certificate (``app.certificate``) and no secret.
+``aioentra_private_emulator`` (function)
+    A new emulator for one test, when a test inspects its whole state.
+``aioentra_isolated`` (function)
+    The shared emulator for one test: its faults are cleared and its settings restored after it.
 ``aioentra_api`` (function)
     A freshly registered API (``api.identifier_uri``, ``api.app_id``, roles ``Test.Read`` and
     ``Test.Write``), removed after the test.
 
 The emulator is shared, so these fixtures keep tests apart: each registers its own objects under
-unique names, and faults are cleared when a test that used one of them ends. Count requests per
-app (``emu.requests.count(endpoint="token", client_id=app.client_id)``), not globally.
+unique names, and when a test that used one of them ends, its faults are cleared and the shared
+settings (``token_lifetime``, ``refresh_in``, ``clock_skew``) are put back as the session began.
+Count requests per app (``emu.requests.count(endpoint="token", client_id=app.client_id)``), not
+globally.
 
 Design: async test plugins (pytest-anyio, pytest-asyncio) run each test on its own, function-scoped
 event loop, and an aiohttp server bound to one loop cannot serve clients on another. So the session
@@ -38,9 +44,19 @@ import pytest
 if TYPE_CHECKING:
     from aioentra.emulator import Api, App, Emulator
 
-__all__ = ["aioentra_api", "aioentra_app", "aioentra_cert_app", "aioentra_emulator"]
+__all__ = [
+    "aioentra_api",
+    "aioentra_app",
+    "aioentra_cert_app",
+    "aioentra_emulator",
+    "aioentra_isolated",
+    "aioentra_private_emulator",
+]
 
 _numbers = itertools.count(1)
+
+
+_SETTINGS = ("token_lifetime", "refresh_in", "clock_skew")
 
 
 @pytest.fixture(scope="session")
@@ -54,31 +70,49 @@ def aioentra_emulator() -> Iterator[Emulator]:
 
 
 @pytest.fixture
-def aioentra_app(aioentra_emulator: Emulator) -> Iterator[App]:
-    """A new app with a client secret, registered in the emulator's default tenant."""
-    app = aioentra_emulator.add_app(f"test-app-{next(_numbers)}")
-    yield app
-    aioentra_emulator.remove_app(app)
-    aioentra_emulator.faults.clear()
+def aioentra_private_emulator() -> Iterator[Emulator]:
+    """An emulator of the test's own (a fresh state, its own port and thread), for tests that
+    look at everything an emulator holds: every request logged, every secret stored."""
+    from aioentra.emulator import Emulator
+
+    emulator = Emulator()
+    with emulator.serve_in_thread():
+        yield emulator
 
 
 @pytest.fixture
-def aioentra_cert_app(aioentra_emulator: Emulator) -> Iterator[App]:
+def aioentra_isolated(aioentra_emulator: Emulator) -> Iterator[Emulator]:
+    """The shared emulator, with faults cleared and settings restored after the test."""
+    settings = {name: getattr(aioentra_emulator, name) for name in _SETTINGS}
+    yield aioentra_emulator
+    aioentra_emulator.faults.clear()
+    for name, value in settings.items():
+        setattr(aioentra_emulator, name, value)
+
+
+@pytest.fixture
+def aioentra_app(aioentra_isolated: Emulator) -> Iterator[App]:
+    """A new app with a client secret, registered in the emulator's default tenant."""
+    app = aioentra_isolated.add_app(f"test-app-{next(_numbers)}")
+    yield app
+    aioentra_isolated.remove_app(app)
+
+
+@pytest.fixture
+def aioentra_cert_app(aioentra_isolated: Emulator) -> Iterator[App]:
     """A new app with a generated RSA certificate credential (and no secret)."""
-    app = aioentra_emulator.add_app(
+    app = aioentra_isolated.add_app(
         f"test-cert-app-{next(_numbers)}", secret=False, certificate=True
     )
     yield app
-    aioentra_emulator.remove_app(app)
-    aioentra_emulator.faults.clear()
+    aioentra_isolated.remove_app(app)
 
 
 @pytest.fixture
-def aioentra_api(aioentra_emulator: Emulator) -> Iterator[Api]:
+def aioentra_api(aioentra_isolated: Emulator) -> Iterator[Api]:
     """A new API (identifier URI ``api://aioentra-test-api-N``) with two app roles."""
-    api = aioentra_emulator.add_api(
+    api = aioentra_isolated.add_api(
         f"api://aioentra-test-api-{next(_numbers)}", roles=["Test.Read", "Test.Write"]
     )
     yield api
-    aioentra_emulator.remove_api(api)
-    aioentra_emulator.faults.clear()
+    aioentra_isolated.remove_api(api)

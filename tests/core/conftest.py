@@ -1,8 +1,9 @@
-"""Fixtures for provider tests: one emulator per module, a fresh app per test."""
+"""Fixtures for provider tests: the session's emulator (the shipped pytest plugin's), a fresh app
+per test."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,24 +15,21 @@ API_URI = "api://aioentra-tests"
 SCOPE = f"{API_URI}/.default"
 
 
-@pytest.fixture(scope="module")
-async def emulator() -> AsyncIterator[Emulator]:
-    async with Emulator() as emu:
-        yield emu
-
-
-@pytest.fixture(scope="module")
-def api(emulator: Emulator) -> Api:
-    return emulator.add_api(API_URI, roles=["Things.Read"])
+@pytest.fixture
+def emulator(aioentra_isolated: Emulator) -> Emulator:
+    return aioentra_isolated
 
 
 @pytest.fixture
-def app(emulator: Emulator, api: Api) -> App:
-    emulator.faults.clear()
-    emulator.refresh_in = None
-    app = emulator.add_app("daemon", secret=True)
-    emulator.grant(app, api, ["Things.Read"])
-    return app
+def api(emulator: Emulator) -> Api:
+    found = emulator.state.find_api(emulator.tenant_id, API_URI)
+    return found if found is not None else emulator.add_api(API_URI, roles=["Things.Read"])
+
+
+@pytest.fixture
+def app(emulator: Emulator, api: Api, aioentra_app: App) -> App:
+    emulator.grant(aioentra_app, api, ["Things.Read"])
+    return aioentra_app
 
 
 @pytest.fixture

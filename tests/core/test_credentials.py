@@ -16,13 +16,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from aioentra import (
     AssertionContext,
-    AssertionCredential,
     Certificate,
     ClientAssertion,
     ClientSecret,
     ConfigurationError,
+    Credential,
     KeyWithThumbprint,
-    SecretCredential,
+    Proof,
 )
 
 from .certs import cert_pem, key_pem, make_certificate, pfx
@@ -54,8 +54,9 @@ def _verify(
 
 def test_client_secret_is_a_secret_credential() -> None:
     secret = ClientSecret("value")
-    assert isinstance(secret, SecretCredential)
-    assert secret.get_secret() == "value"
+    assert isinstance(secret, Credential)
+    assert secret.get_proof(CONTEXT) == Proof.secret("value")
+    assert secret.proof_kinds == {"client_secret"}
     with pytest.raises(ConfigurationError, match="empty"):
         ClientSecret("  ")
 
@@ -63,7 +64,8 @@ def test_client_secret_is_a_secret_credential() -> None:
 def test_certificate_from_pem_signs_ps256_with_sha256_thumbprint() -> None:
     key, cert = make_certificate()
     credential = Certificate.from_pem(key_pem(key) + cert_pem(cert))
-    assert isinstance(credential, AssertionCredential)
+    assert isinstance(credential, Credential)
+    assert credential.get_proof(CONTEXT).kind == "client_assertion"
     der = cert.public_bytes(serialization.Encoding.DER)
     assertion = credential.get_assertion(CONTEXT)
     header = jwt.get_unverified_header(assertion)
@@ -179,11 +181,11 @@ def test_client_assertion_from_sync_callable_with_and_without_context() -> None:
         seen.append(context)
         return "a.b.c"
 
-    assert ClientAssertion(with_context).get_assertion(CONTEXT) == "a.b.c"
+    assert ClientAssertion(with_context).get_proof(CONTEXT) == Proof.assertion("a.b.c")
     assert seen == [CONTEXT]
-    assert ClientAssertion(lambda: " x.y.z\n").get_assertion(CONTEXT) == "x.y.z"
+    assert ClientAssertion(lambda: " x.y.z\n").get_proof(CONTEXT) == Proof.assertion("x.y.z")
     with pytest.raises(ConfigurationError, match="did not return a JWT"):
-        ClientAssertion(lambda: "not-a-jwt").get_assertion(CONTEXT)
+        ClientAssertion(lambda: "not-a-jwt").get_proof(CONTEXT)
     with pytest.raises(ConfigurationError, match="callable"):
         ClientAssertion("a.b.c")  # type: ignore[arg-type]
 
@@ -193,19 +195,19 @@ async def test_client_assertion_from_async_callable() -> None:
     async def source(context: AssertionContext) -> str:
         return f"h.{context.client_id}.s"
 
-    result = ClientAssertion(source).get_assertion(CONTEXT)
-    assert not isinstance(result, str)
-    assert await result == f"h.{CONTEXT.client_id}.s"
+    result = ClientAssertion(source).get_proof(CONTEXT)
+    assert not isinstance(result, Proof)
+    assert await result == Proof.assertion(f"h.{CONTEXT.client_id}.s")
 
 
 def test_client_assertion_file_is_reread_when_it_changes(tmp_path: Path) -> None:
     path = tmp_path / "token"
     path.write_text("one.two.three\n")
     credential = ClientAssertion.from_file(path)
-    assert credential.get_assertion(CONTEXT) == "one.two.three"
+    assert credential.get_proof(CONTEXT) == Proof.assertion("one.two.three")
     path.write_text("four.five.six-longer\n")
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 1_000_000))
-    assert credential.get_assertion(CONTEXT) == "four.five.six-longer"
+    assert credential.get_proof(CONTEXT) == Proof.assertion("four.five.six-longer")
     assert str(path) in repr(credential)
     with pytest.raises(ConfigurationError, match="does not exist") as info:
         ClientAssertion.from_file(tmp_path / "missing")

@@ -103,18 +103,33 @@ def test_backoff_grows_and_is_capped() -> None:
         RetryPolicy(max_attempts=0)
 
 
-def test_refresh_time_honours_refresh_in_and_fraction() -> None:
-    policy = RefreshPolicy(refresh_fraction=0.5, jitter_fraction=0.1, expiry_margin=60)
-    assert policy.refresh_at(1000.0, 3600, 600) == 1600.0
-    planned = policy.refresh_at(1000.0, 3600, None)
-    assert 1000 + 1800 <= planned <= 1000 + 3600 * 0.6
-    # never later than the end of usability, never before issue
-    assert policy.refresh_at(1000.0, 3600, 99999) == 1000 + 3600 - 60
-    # a short-lived token keeps a quarter of its life as margin, and is still cached
-    assert 1015 <= policy.refresh_at(1000.0, 30, None) <= 1018
+def test_refresh_windows_honour_refresh_in_fraction_and_reserve() -> None:
+    policy = RefreshPolicy(refresh_fraction=0.5, expiry_margin=60, reserve=300)
+    for _ in range(200):
+        refresh_after, usable = policy.windows(3600, 600)
+        assert usable == 3540
+        # opens at refresh_in, spread over the window but its reserve
+        assert 600 <= refresh_after <= 3540 - 300
+        refresh_after, _ = policy.windows(3600, None)
+        assert 1800 <= refresh_after <= 3540 - 300
+    # refresh_in beyond usability: the window shrinks to nothing, never past usable
+    assert policy.windows(3600, 99999) == (3540, 3540)
+    # a short-lived token keeps a quarter of its life as margin, and is still cached; the
+    # reserve is at most half the window
+    refresh_after, usable = policy.windows(30, None)
+    assert usable == 22.5 and 15 <= refresh_after <= 15 + 3.75
     assert policy.margin_for(30) == 7.5 and policy.margin_for(3600) == 60
-    with pytest.raises(ValueError, match="refresh_fraction"):
+    with pytest.raises(ConfigurationError, match="refresh_fraction"):
         RefreshPolicy(refresh_fraction=0)
+    with pytest.raises(ConfigurationError, match="renewal_interval"):
+        RefreshPolicy(renewal_interval=float("nan"))
+
+
+def test_jitter_spreads_over_the_window() -> None:
+    policy = RefreshPolicy(reserve=0)
+    starts = [policy.windows(3600)[0] for _ in range(2000)]
+    # uniform over [1800, 3540]: both ends of the window are reached
+    assert min(starts) < 1800 + 100 and max(starts) > 3540 - 100
 
 
 def test_failure_backoff_doubles_and_honours_retry_after() -> None:
@@ -122,4 +137,8 @@ def test_failure_backoff_doubles_and_honours_retry_after() -> None:
     assert 0.8 <= policy.failure_delay(1, None) <= 1.0
     assert 3.2 <= policy.failure_delay(3, None) <= 4.0
     assert 6.4 <= policy.failure_delay(10, None) <= 8.0
-    assert policy.failure_delay(1, 20.0) == 20.0
+    # Retry-After lengthens the wait, and max_failure_backoff caps it too
+    assert policy.failure_delay(1, 5.0) == 5.0
+    assert policy.failure_delay(1, 20.0) == 8.0
+    assert policy.failure_delay(1, 86400.0) == 8.0
+    assert policy.failure_delay(1, float("nan")) <= 1.0

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 import jwt
@@ -26,6 +25,7 @@ from aioentra import (
     TokenProvider,
 )
 from aioentra.emulator import App, Emulator, Fault
+from aioentra.testing import ManualClock
 
 from .conftest import SCOPE, token_requests
 
@@ -36,11 +36,14 @@ MakeProvider = Callable[..., TokenProvider]
 
 async def _wait_for_inflight(provider: TokenProvider, scope: str = SCOPE) -> None:
     for _ in range(1000):
-        state = provider._cache.entries.get(scope)
-        if state is not None and state.inflight is not None:
+        if provider._flight.in_flight(scope):
             return
         await asyncio.sleep(0)
     raise AssertionError("no request went in flight")
+
+
+def _task(provider: TokenProvider, scope: str = SCOPE) -> asyncio.Task[AccessToken] | None:
+    return provider._flight.slots[scope].task
 
 
 async def test_token_is_issued_and_cached(
@@ -88,19 +91,20 @@ async def test_cancelling_the_first_caller_does_not_cancel_the_request(
 async def test_refresh_ahead_replaces_the_token_while_callers_keep_the_old_one(
     emulator: Emulator, app: App, make_provider: MakeProvider
 ) -> None:
-    emulator.refresh_in = 1
-    async with make_provider() as provider:
+    emulator.refresh_in = 600
+    clock = ManualClock()
+    async with make_provider(clock=clock) as provider:
         old = await provider.get_token(SCOPE)
-        # refresh_in (1 s) was honoured, not the default half-life
-        assert old.refresh_on <= time.time() + 1
-        await asyncio.sleep(max(0.0, old.refresh_on - time.time()) + 0.05)
+        # refresh_in (600 s) opens the window, not the default half-life
+        assert 600 <= old.refresh_on - ManualClock.EPOCH < emulator.token_lifetime - 60
+        clock.advance(provider._flight.slots[SCOPE].fresh_until - clock.monotonic())
         emulator.faults.add(Fault(endpoint="token", kind="latency", delay=0.3, count=1))
         served = await asyncio.gather(*(provider.get_token(SCOPE) for _ in range(50)))
         # Every caller got the old token at once while the refresh was in flight.
         assert all(t is old for t in served)
-        state = provider._cache.entries[SCOPE]
-        assert state.inflight is not None
-        new = await state.inflight
+        task = _task(provider)
+        assert task is not None
+        new = await task
         assert new.token != old.token
         assert await provider.get_token(SCOPE) is new
     assert token_requests(emulator, app) == 2
@@ -109,25 +113,48 @@ async def test_refresh_ahead_replaces_the_token_while_callers_keep_the_old_one(
 async def test_outage_while_the_token_is_valid_is_invisible_to_callers(
     emulator: Emulator, app: App, make_provider: MakeProvider, caplog: pytest.LogCaptureFixture
 ) -> None:
-    emulator.refresh_in = 1
+    clock = ManualClock()
     retry = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.02)
-    async with make_provider(retry=retry) as provider:
+    async with make_provider(retry=retry, clock=clock) as provider:
         token = await provider.get_token(SCOPE)
-        await asyncio.sleep(1.1)
+        clock.advance(emulator.token_lifetime - 61)  # refresh-ahead, past any jitter
         emulator.faults.add(Fault(endpoint="token", kind="status", status=503, count=2))
         emulator.faults.add(Fault(endpoint="token", kind="reset", count=None))
         with caplog.at_level(logging.WARNING, logger="aioentra"):
             for _ in range(3):
                 served = await asyncio.gather(*(provider.get_token(SCOPE) for _ in range(100)))
                 assert all(t is token for t in served)
-                state = provider._cache.entries[SCOPE]
-                if state.inflight is not None:
+                task = _task(provider)
+                if task is not None:
                     with pytest.raises(IdentityProviderUnavailableError):
-                        await asyncio.shield(state.inflight)
+                        await asyncio.shield(task)
         # One background refresh, three attempts, then the key backs off.
         assert token_requests(emulator, app) == 1 + 3
         assert "serving the cached token meanwhile" in caplog.text
         assert token.token not in caplog.text
+
+
+async def test_past_the_usable_window_callers_wait_and_share_the_error(
+    emulator: Emulator, app: App, make_provider: MakeProvider
+) -> None:
+    clock = ManualClock()
+    retry = RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.02)
+    async with make_provider(retry=retry, clock=clock) as provider:
+        await provider.get_token(SCOPE)
+        clock.advance(emulator.token_lifetime - 30)  # inside the must-refresh window
+        emulator.faults.add(Fault(endpoint="token", kind="status", status=503, count=None))
+        results = await asyncio.gather(
+            *(provider.get_token(SCOPE) for _ in range(50)), return_exceptions=True
+        )
+        assert all(isinstance(r, IdentityProviderUnavailableError) for r in results)
+        assert token_requests(emulator, app) == 1 + 2
+        emulator.faults.clear()
+        with pytest.raises(IdentityProviderUnavailableError):
+            await provider.get_token(SCOPE)  # still backing off: no request
+        clock.advance(RefreshPolicy().max_failure_backoff)
+        fresh = await provider.get_token(SCOPE)
+        assert fresh.expires_in(clock.time()) > emulator.token_lifetime - 5
+    assert token_requests(emulator, app) == 1 + 2 + 1
 
 
 async def test_retry_after_is_honoured_then_the_request_succeeds(
@@ -251,8 +278,15 @@ async def test_untrusted_server_certificate_is_refused(emulator: Emulator, app: 
 
 
 async def test_refresh_policy_is_applied(emulator: Emulator, make_provider: MakeProvider) -> None:
-    policy = RefreshPolicy(refresh_fraction=0.25, jitter_fraction=0.0)
-    async with make_provider(refresh=policy) as provider:
+    policy = RefreshPolicy(refresh_fraction=0.25, expiry_margin=120, reserve=600)
+    clock = ManualClock()
+    async with make_provider(refresh=policy, clock=clock) as provider:
         token = await provider.get_token(SCOPE)
+        slot = provider._flight.slots[SCOPE]
     lifetime = emulator.token_lifetime
-    assert token.expires_on - token.refresh_on == pytest.approx(0.75 * lifetime, abs=0.01)
+    issued = ManualClock.EPOCH
+    assert token.expires_on - issued == pytest.approx(lifetime)
+    # the window opens at a quarter of the lifetime; the start is spread over the window
+    # but its last 600 s (the reserve), which stays free for retries
+    assert 0.25 * lifetime <= token.refresh_on - issued <= lifetime - 120 - 600
+    assert slot.usable_until - clock.monotonic() == pytest.approx(lifetime - 120)

@@ -171,7 +171,7 @@ async def test_managed_identity_signed_assertion(
         await assertion.close()
     claims = jwt.decode(token.token, options={"verify_signature": False})
     assert claims["azp"] == app.client_id and claims["roles"] == ["Things.Read"]
-    assert emulator.requests.count(endpoint="managed_identity") == 1
+    assert emulator.requests.count(endpoint="managed_identity", client_id=identity.client_id) == 1
     assert token_requests(emulator, app) == 2
 
 

@@ -25,6 +25,7 @@ from aioentra import (
     TokenProvider,
 )
 from aioentra.emulator import Api, App, Emulator, Fault
+from aioentra.testing import ManualClock
 
 from .conftest import SCOPE, token_requests
 
@@ -94,7 +95,8 @@ async def test_a_key_recovers_when_its_back_off_ends(
     emulator: Emulator, app: App, make_provider: MakeProvider
 ) -> None:
     emulator.faults.add(Fault(endpoint="token", kind="status", status=503, count=None))
-    async with make_provider() as provider:
+    clock = ManualClock()
+    async with make_provider(clock=clock) as provider:
         with pytest.raises(IdentityProviderUnavailableError):
             await provider.get_token(SCOPE)
         failed = token_requests(emulator, app)
@@ -102,7 +104,7 @@ async def test_a_key_recovers_when_its_back_off_ends(
             await provider.get_token(SCOPE)  # during the back-off: no request
         assert token_requests(emulator, app) == failed
         emulator.faults.clear()
-        provider._cache.entries[SCOPE].blocked_until = 0  # the back-off has run out
+        clock.advance(60)  # the back-off (at most max_failure_backoff) has run out
         assert await provider.get_token(SCOPE)
     assert token_requests(emulator, app) == failed + 1
 

@@ -1,8 +1,11 @@
-"""Fixtures for the emulator's own tests (Key Vault / managed-identity modules define theirs)."""
+"""Fixtures for the emulator's own tests, from the shipped pytest plugin.
+
+These tests look at an emulator's whole state (every request logged, every secret stored), so
+each gets an emulator of its own: the plugin's ``aioentra_private_emulator``, served from its own
+thread, which clients of any event loop or thread reach over the network.
+"""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
@@ -10,15 +13,11 @@ from aioentra.emulator import Emulator
 
 
 @pytest.fixture
-async def emu() -> AsyncIterator[Emulator]:
-    """A running emulator on the test's event loop (async tests and raw HTTP clients)."""
-    async with Emulator() as emulator:
-        yield emulator
+def emu(aioentra_private_emulator: Emulator) -> Emulator:
+    return aioentra_private_emulator
 
 
-@pytest.fixture(scope="module")
-def threaded_emu() -> Iterator[Emulator]:
-    """An emulator served from a background thread, for synchronous clients such as msal."""
-    emulator = Emulator()
-    with emulator.serve_in_thread():
-        yield emulator
+@pytest.fixture
+def threaded_emu(aioentra_private_emulator: Emulator) -> Emulator:
+    """The same fixture under the name synchronous-client tests (msal) use."""
+    return aioentra_private_emulator

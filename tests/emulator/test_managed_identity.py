@@ -30,13 +30,12 @@ _OTHER_MI_VARIABLES = (
 
 
 @pytest.fixture
-async def emu(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator:
-        for name in _OTHER_MI_VARIABLES:
-            monkeypatch.delenv(name, raising=False)
-        for name, value in emulator.managed_identity.environ.items():
-            monkeypatch.setenv(name, value)
-        yield emulator
+def emu(aioentra_private_emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> Emulator:
+    for name in _OTHER_MI_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in aioentra_private_emulator.managed_identity.environ.items():
+        monkeypatch.setenv(name, value)
+    return aioentra_private_emulator
 
 
 @pytest.fixture

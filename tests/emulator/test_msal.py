@@ -13,7 +13,7 @@ from .helpers import make_assertion, requests_session
 SCOPE = "api://msal-orders/.default"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def api_id(threaded_emu: Emulator) -> str:
     return threaded_emu.add_api("api://msal-orders", ["Orders.Read"]).app_id
 

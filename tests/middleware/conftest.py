@@ -9,6 +9,7 @@ import pytest
 
 from aioentra import ClientSecret, RefreshPolicy, RetryPolicy, TokenProvider
 from aioentra.emulator import Api, App, Emulator
+from aioentra.testing import ManualClock
 
 from .support import FakeTokenSource, LocalIssuer, ProtectedApi, RecordingServer, Tls
 
@@ -66,8 +67,10 @@ async def third(tls: Tls) -> AsyncIterator[RecordingServer]:
 
 
 @pytest.fixture
-async def source(issuer: LocalIssuer) -> FakeTokenSource:
-    return FakeTokenSource(issuer)
+async def source(issuer: LocalIssuer) -> AsyncIterator[FakeTokenSource]:
+    fake = FakeTokenSource(issuer)
+    yield fake
+    await fake.close()
 
 
 # -- the real thing: TokenProvider + emulator ----------------------------------------------------
@@ -76,23 +79,22 @@ E2E_URI = "api://todo-e2e"
 E2E_SCOPE = f"{E2E_URI}/.default"
 
 
-@pytest.fixture(scope="module")
-async def emu() -> AsyncIterator[Emulator]:
-    async with Emulator() as emulator:
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def emu_api(emu: Emulator) -> Api:
-    return emu.add_api(E2E_URI, roles=["Todo.Read"])
+@pytest.fixture
+def emu(aioentra_isolated: Emulator) -> Emulator:
+    """The session's emulator (the shipped pytest plugin's)."""
+    return aioentra_isolated
 
 
 @pytest.fixture
-def emu_app(emu: Emulator, emu_api: Api) -> App:
-    emu.faults.clear()
-    app = emu.add_app("daemon")
-    emu.grant(app, emu_api, ["Todo.Read"])
-    return app
+def emu_api(emu: Emulator) -> Api:
+    found = emu.state.find_api(emu.tenant_id, E2E_URI)
+    return found if found is not None else emu.add_api(E2E_URI, roles=["Todo.Read"])
+
+
+@pytest.fixture
+def emu_app(emu: Emulator, emu_api: Api, aioentra_app: App) -> App:
+    emu.grant(aioentra_app, emu_api, ["Todo.Read"])
+    return aioentra_app
 
 
 @pytest.fixture
@@ -101,8 +103,14 @@ def refresh_policy() -> RefreshPolicy:
 
 
 @pytest.fixture
+def clock() -> ManualClock:
+    """The provider's clock: it moves only when a test advances it."""
+    return ManualClock()
+
+
+@pytest.fixture
 async def provider(
-    emu: Emulator, emu_app: App, refresh_policy: RefreshPolicy
+    emu: Emulator, emu_app: App, refresh_policy: RefreshPolicy, clock: ManualClock
 ) -> AsyncIterator[TokenProvider]:
     async with TokenProvider(
         ClientSecret(emu_app.secret or ""),
@@ -112,6 +120,7 @@ async def provider(
         ca_file=emu.ca_file,
         retry=RetryPolicy(base_delay=0.01, max_delay=0.05),
         refresh=refresh_policy,
+        clock=clock,
     ) as token_provider:
         yield token_provider
 

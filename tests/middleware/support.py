@@ -27,7 +27,9 @@ import trustme
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from aioentra import AccessToken
+from aioentra import AccessToken, RefreshPolicy
+from aioentra._flight import Fetched, Flight
+from aioentra.testing import ManualClock
 
 # -- TLS ----------------------------------------------------------------------------------------
 
@@ -80,7 +82,9 @@ class Hit:
     body_len: int = 0
 
 
-RejectMode = Literal["invalid_token", "claims", "bare", "no_header", "invalid_request", "basic"]
+RejectMode = Literal[
+    "invalid_token", "claims", "fresh_claims", "bare", "no_header", "invalid_request", "basic"
+]
 
 
 class _Server:
@@ -188,6 +192,7 @@ class ProtectedApi(_Server):
         self.claims_challenge = b64url_json({"access_token": {"nbf": {"essential": True}}})
         self.always_reject: RejectMode | None = None
         self.failures: list[tuple[int, str]] = []
+        self._challenges = 0
         self.app.router.add_route("*", "/{tail:.*}", self._any)
 
     def reject(self, token: str, mode: RejectMode = "invalid_token") -> None:
@@ -262,6 +267,16 @@ class ProtectedApi(_Server):
 
     def _unauthorized(self, hit: Hit, mode: RejectMode, description: str) -> web.StreamResponse:
         hit.status = 401
+        if mode == "fresh_claims":  # a new claims challenge on every answer
+            self._challenges += 1
+            fresh = b64url_json({"access_token": {"nbf": {"value": str(self._challenges)}}})
+            return web.Response(
+                status=401,
+                headers={
+                    "WWW-Authenticate": f'Bearer error="insufficient_claims", claims="{fresh}"'
+                },
+                text="unauthorized",
+            )
         challenge = {
             "invalid_token": f'Bearer realm="api", error="invalid_token", '
             f'error_description="{description}"',
@@ -313,20 +328,24 @@ def audience_of(scope: str) -> str:
 
 
 class FakeTokenSource:
-    """A :class:`aioentra.aiohttp.TokenSource` with the provider's semantics and counters.
+    """A :class:`aioentra.aiohttp.TokenSource` over the provider's own single-flight cell.
 
-    * cache per (scope, claims); a claims token also replaces the plain token;
-    * single-flight per key; ``renew_token`` returns a newer cached token if there is one;
-    * :meth:`due` marks the plain token of a scope as due for refresh-ahead: the next
-      ``get_token`` starts a background refresh (held until :attr:`gate` is set) and
-      returns the current token at once.
+    Tokens are minted locally (no emulator), with the provider's semantics: single flight per
+    (scope, claims), a claims token also replaces the plain token, ``renew_token`` returns a
+    newer cached token if there is one. :meth:`due` moves the plain token of a scope into its
+    refresh-ahead window: the next ``get_token`` starts a background refresh (held until
+    :attr:`gate` is set) and returns the current token at once.
     """
 
     def __init__(self, issuer: LocalIssuer) -> None:
         self._issuer = issuer
-        self._cache: dict[tuple[str, str | None], AccessToken] = {}
-        self._inflight: dict[tuple[str, str | None], asyncio.Task[AccessToken]] = {}
-        self._due: set[str] = set()
+        self._clock = ManualClock()
+        self._flight: Flight[tuple[str, str | None], AccessToken] = Flight(
+            self._mint,
+            policy=RefreshPolicy(renewal_interval=0),
+            clock=self._clock,
+            same=lambda a, b: a.token == b.token,
+        )
         self.gate = asyncio.Event()
         self.gate.set()
         self.issued = 0
@@ -339,14 +358,16 @@ class FakeTokenSource:
 
     async def settled(self) -> None:
         """Wait until no token request is in flight."""
-        await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+        await asyncio.gather(*self._flight.tasks(), return_exceptions=True)
 
     def due(self, scope: str) -> None:
-        self._due.add(scope)
+        slot = self._flight.slots.get((scope, None))
+        if slot is not None:
+            slot.fresh_until = self._clock.monotonic()
 
     @property
     def refreshing(self) -> bool:
-        return bool(self._inflight)
+        return any(True for _ in self._flight.tasks())
 
     async def get_token(self, scope: str, *, claims: str | None = None) -> AccessToken:
         self.get_calls += 1
@@ -354,51 +375,35 @@ class FakeTokenSource:
             await self.hook()
         if claims is not None:
             self.claims_seen.append(claims)
-        key = (scope, claims)
-        cached = self._cache.get(key)
-        if cached is not None:
-            if claims is None and scope in self._due:
-                self._due.discard(scope)
-                self._start(key)
-            if key in self._inflight:
-                self.served_during_refresh += 1
-            return cached
-        return await self._flight(key)
+            return await self._flight.renew((scope, claims))
+        token = await self._flight.get((scope, None))
+        if self._flight.in_flight((scope, None)):
+            self.served_during_refresh += 1
+        return token
 
     async def renew_token(self, scope: str, *, rejected: AccessToken) -> AccessToken:
         self.renew_calls += 1
-        key = (scope, None)
-        cached = self._cache.get(key)
-        if cached is not None and cached.token != rejected.token:
-            return cached
-        return await self._flight(key)
+        return await self._flight.renew((scope, None), rejected)
 
-    async def _flight(self, key: tuple[str, str | None]) -> AccessToken:
-        if key not in self._inflight:
-            self._start(key)
-        return await asyncio.shield(self._inflight[key])
+    async def close(self) -> None:
+        await self._flight.close()
 
-    def _start(self, key: tuple[str, str | None]) -> None:
-        task = asyncio.get_running_loop().create_task(self._mint(key))
-        self._inflight[key] = task
-        task.add_done_callback(lambda _: self._inflight.pop(key, None))
-
-    async def _mint(self, key: tuple[str, str | None]) -> AccessToken:
+    async def _mint(self, key: tuple[str, str | None]) -> Fetched[AccessToken]:
         await self.gate.wait()
         await asyncio.sleep(0)
         if self.failure is not None:
-            raise self.failure
+            raise self.failure  # type: ignore[misc]
         scope, claims = key
         self.issued += 1
         extra: dict[str, Any] = {} if claims is None else {"xms_claims": claims}
-        now = time.time()
+        now, wall = self._clock.monotonic(), time.time()
         token = AccessToken(
             token=self._issuer.mint(audience_of(scope), **extra),
-            expires_on=now + 3600,
-            refresh_on=now + 1800,
+            expires_on=wall + 3600,
+            refresh_on=wall + 1800,
             scope=scope,
         )
-        self._cache[key] = token
+        fetched = Fetched(token, now + 1800, now + 3540)
         if claims is not None:
-            self._cache[(scope, None)] = token
-        return token
+            self._flight.put((scope, None), fetched)
+        return fetched

@@ -8,7 +8,10 @@ import json
 import pytest
 
 from aioentra._challenge import (
+    MAX_CHALLENGE_BYTES,
+    Challenge,
     Retry,
+    decide,
     decode_claims,
     parse_bearer_challenge,
     parse_challenges,
@@ -141,3 +144,38 @@ def test_claims_with_url_unsafe_base64_characters() -> None:
 )
 def test_retry_decision(status: int, headers: list[str], expected: Retry | None) -> None:
     assert retry_decision(status, headers) is expected
+
+
+# -- hostile servers --------------------------------------------------------------------------
+
+
+def test_a_deeply_nested_claims_value_is_not_a_claims_challenge() -> None:
+    nested = "[" * 3000 + "]" * 3000
+    for raw in (nested, '{"a":' + nested + "}"):
+        encoded = base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode()
+        assert decode_claims(raw) is None and decode_claims(encoded) is None
+        header = f'Bearer error="insufficient_claims", claims="{encoded}"'
+        assert retry_decision(401, [header]) is None
+
+
+def test_hostile_headers_are_parsed_once_and_within_a_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import aioentra._challenge as challenge_module
+
+    parsed: list[int] = []
+    real = challenge_module.parse_challenges
+
+    def counting(header: str) -> list[Challenge]:
+        parsed.append(len(header))
+        return real(header)
+
+    monkeypatch.setattr(challenge_module, "parse_challenges", counting)
+    hostile = ["Basic " + "a=b, " * 1600] * 127  # 127 values of 8 KB, none of them Bearer
+    decision = decide(401, hostile)
+    assert decision.retry is None and decision.challenge is None
+    assert sum(parsed) <= MAX_CHALLENGE_BYTES  # not 1 MB, and not twice
+    parsed.clear()
+    good = 'Bearer error="invalid_token"'
+    assert decide(401, [good]).retry is Retry.REFRESH
+    assert parsed == [len(good)]  # one parse per value, decision and challenge together

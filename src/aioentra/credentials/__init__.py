@@ -1,22 +1,34 @@
 """Credentials a :class:`~aioentra.TokenProvider` authenticates with.
 
-One small class per credential form, all satisfying :data:`Credential` (either
-:class:`SecretCredential` or :class:`AssertionCredential`), so you can add your own.
+One small class per credential form, all satisfying :class:`Credential` (one method,
+``get_proof(context)``, plus an optional ``start()`` / ``reload(reason)`` / ``close()``
+lifecycle), so you can add your own.
 """
 
 from ._assertion import ClientAssertion, ManagedIdentityAssertion
-from ._base import AssertionContext, AssertionCredential, Credential, SecretCredential
+from ._base import (
+    RELOAD_CODES,
+    AssertionContext,
+    Credential,
+    Proof,
+    ProofKind,
+    ReloadableCredential,
+    ReloadReason,
+)
 from ._certificate import Certificate, KeyWithThumbprint
 from ._secret import ClientSecret
 
 __all__ = [
+    "RELOAD_CODES",
     "AssertionContext",
-    "AssertionCredential",
     "Certificate",
     "ClientAssertion",
     "ClientSecret",
     "Credential",
     "KeyWithThumbprint",
     "ManagedIdentityAssertion",
-    "SecretCredential",
+    "Proof",
+    "ProofKind",
+    "ReloadReason",
+    "ReloadableCredential",
 ]

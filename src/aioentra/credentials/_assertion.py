@@ -1,8 +1,8 @@
 """Client assertions from elsewhere: a callable, a file, or a managed identity.
 
-These are federated credentials (workload identity federation): the token
-endpoint accepts a JWT issued by a trusted issuer whose ``iss``/``sub`` match a
-federated credential registered on the app, sent as ``client_assertion``.
+These are federated credentials (workload identity federation): the token endpoint accepts a
+JWT issued by a trusted issuer whose ``iss``/``sub`` match a federated credential registered on
+the app, sent as ``client_assertion``.
 """
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ConfigurationError
-from ._base import AssertionContext
+from .._errors import AioEntraError, ConfigurationError, CredentialUnavailableError
+from .._flight import Clock, Fetched, Flight, SystemClock
+from .._policy import RefreshPolicy
+from ._base import AssertionContext, Proof, ProofKind, ReloadReason
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -23,6 +25,7 @@ __all__ = ["ClientAssertion", "ManagedIdentityAssertion"]
 
 AssertionFunc = Callable[..., "str | Awaitable[str]"]
 TOKEN_EXCHANGE_SCOPE = "api://AzureADTokenExchange/.default"
+_ASSERTION_KINDS: frozenset[ProofKind] = frozenset({"client_assertion"})
 
 
 def _takes_context(func: Callable[..., Any]) -> bool:
@@ -41,13 +44,15 @@ def _takes_context(func: Callable[..., Any]) -> bool:
 class ClientAssertion:
     """A client assertion supplied by your code or read from a file.
 
-    ``func`` may be sync or async and may take no argument or one
-    :class:`AssertionContext`. It is called once per token request; sync
-    functions run in the provider's worker thread, coroutines on the loop.
+    ``func`` may be sync or async and may take no argument or one :class:`AssertionContext`.
+    It is called once per token request; sync functions run in the provider's worker thread,
+    coroutines on the loop.
 
     >>> ClientAssertion(lambda: "eyJ...")
     ClientAssertion(<lambda>)
     """
+
+    proof_kinds = _ASSERTION_KINDS
 
     def __init__(self, func: AssertionFunc) -> None:
         if not callable(func):
@@ -61,7 +66,8 @@ class ClientAssertion:
         """Read the assertion from ``path``, re-reading it whenever the file changes.
 
         This is how Kubernetes workload identity delivers its projected token
-        (``AZURE_FEDERATED_TOKEN_FILE``); the kubelet rewrites the file before expiry.
+        (``AZURE_FEDERATED_TOKEN_FILE``); the kubelet rewrites the file before expiry. When the
+        token endpoint rejects the assertion, the file is read again before the one retry.
         """
         reader = _AssertionFile(os.fspath(path))
         reader.check()
@@ -69,22 +75,28 @@ class ClientAssertion:
         instance._name = f"file {os.fspath(path)!r}"
         return instance
 
-    def get_assertion(self, context: AssertionContext) -> str | Awaitable[str]:
+    def get_proof(self, context: AssertionContext) -> Proof | Awaitable[Proof]:
         result = self._func(context) if self._with_context else self._func()
         if inspect.isawaitable(result):
             return _checked(result)
-        return _check_value(result)
+        return Proof.assertion(_check_value(result))
+
+    async def reload(self, reason: ReloadReason) -> bool:
+        """Re-read the file (for :meth:`from_file`); ``True`` if its content changed."""
+        if isinstance(self._func, _AssertionFile):
+            return self._func.reload()
+        return False
 
     def __repr__(self) -> str:
-        return f"ClientAssertion({self._name})"
+        return f"ClientAssertion({getattr(self, '_name', '<not built>')})"
 
 
-async def _checked(result: Awaitable[str]) -> str:
-    return _check_value(await result)
+async def _checked(result: Awaitable[str]) -> Proof:
+    return Proof.assertion(_check_value(await result))
 
 
 def _check_value(value: object) -> str:
-    if not isinstance(value, str) or value.count(".") != 2:
+    if not isinstance(value, str) or value.strip().count(".") != 2:
         raise ConfigurationError(
             "the client assertion source did not return a JWT",
             hint="return the compact JWT string (header.payload.signature).",
@@ -117,24 +129,48 @@ class _AssertionFile:
             raise ConfigurationError(
                 f"assertion file {self._path!r} cannot be read: {exc.strerror}",
                 hint="check AZURE_FEDERATED_TOKEN_FILE and the volume mount.",
-            ) from exc
+            ) from None
         stamp = (stat.st_mtime_ns, stat.st_size)
         with self._lock:
             if stamp != self._stamp:
-                with open(self._path, encoding="ascii") as handle:
-                    self._value = handle.read().strip()
+                self._value = self._read()
                 self._stamp = stamp
             return self._value
+
+    def reload(self) -> bool:
+        with self._lock:
+            before = self._value
+            try:
+                self._value = self._read()
+            except ConfigurationError:
+                return False
+            self._stamp = None
+            return self._value != before
+
+    def _read(self) -> str:
+        try:
+            with open(self._path, encoding="ascii") as handle:
+                return handle.read().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise ConfigurationError(
+                f"assertion file {self._path!r} cannot be read: {reason}",
+                hint="check AZURE_FEDERATED_TOKEN_FILE and the volume mount.",
+            ) from None
 
 
 class ManagedIdentityAssertion:
     """A client assertion signed by a managed identity (federated identity credential).
 
-    The managed identity gets a token for ``api://AzureADTokenExchange``, which the
-    app registration trusts through a federated credential; no secret is stored.
-    ``credential`` defaults to azure-identity's async ``ManagedIdentityCredential``.
-    Tokens are reused while more than five minutes of their lifetime remain.
+    The managed identity gets a token for ``api://AzureADTokenExchange``, which the app
+    registration trusts through a federated credential; no secret is stored. ``credential``
+    defaults to azure-identity's async ``ManagedIdentityCredential``, which this object then
+    owns and closes. Tokens are fetched single-flight (any number of concurrent token requests
+    cause one managed-identity request) and reused while more than five minutes of their
+    lifetime remain.
     """
+
+    proof_kinds = _ASSERTION_KINDS
 
     def __init__(
         self,
@@ -142,12 +178,18 @@ class ManagedIdentityAssertion:
         client_id: str | None = None,
         credential: AsyncTokenCredential | None = None,
         scope: str = TOKEN_EXCHANGE_SCOPE,
+        clock: Clock | None = None,
     ) -> None:
         self._client_id = client_id
         self._credential = credential
         self._owns_credential = credential is None
         self._scope = scope
-        self._cached: tuple[str, int] | None = None
+        self._clock: Clock = clock or SystemClock()
+        self._policy = RefreshPolicy(expiry_margin=300.0)
+        self._flight = self._new_flight()
+
+    def _new_flight(self) -> Flight[str, str]:
+        return Flight(self._fetch, policy=self._policy, clock=self._clock)
 
     def _get_credential(self) -> AsyncTokenCredential:
         if self._credential is None:
@@ -156,20 +198,53 @@ class ManagedIdentityAssertion:
             self._credential = ManagedIdentityCredential(client_id=self._client_id)
         return self._credential
 
-    async def get_assertion(self, context: AssertionContext) -> str:
-        import time
+    async def get_proof(self, context: AssertionContext) -> Proof:
+        return Proof.assertion(await self._flight.get(self._scope))
 
-        if self._cached is not None and self._cached[1] - time.time() > 300:
-            return self._cached[0]
-        token = await self._get_credential().get_token(self._scope)
-        self._cached = (token.token, token.expires_on)
-        return token.token
+    async def _fetch(self, scope: str) -> Fetched[str]:
+        clock = self._clock
+        started, wall = clock.monotonic(), clock.time()
+        try:
+            token = await self._get_credential().get_token(scope)
+        except AioEntraError:
+            raise
+        except Exception as exc:
+            raise CredentialUnavailableError(
+                f"the managed identity could not get a token: {_first_line(exc)}",
+                hint="check that this machine has a managed identity"
+                + (f" with client id {self._client_id!r}" if self._client_id else "")
+                + " and that its federated credential is registered on the app.",
+            ) from None
+        lifetime = float(token.expires_on) - wall
+        if not 0 < lifetime < float("inf") or not isinstance(token.token, str) or not token.token:
+            raise CredentialUnavailableError(
+                "the managed identity returned an expired or malformed token",
+                hint="check this machine's clock.",
+            )
+        refresh_after, usable_for = self._policy.windows(lifetime)
+        return Fetched(token.token, started + refresh_after, started + usable_for)
+
+    async def reload(self, reason: ReloadReason) -> bool:
+        """Forget the cached managed-identity token (the token endpoint refused it)."""
+        return self._flight.peek(self._scope) is not None and self._flight.discard(self._scope)
 
     async def close(self) -> None:
-        """Close the managed identity credential if this object created it."""
+        """Stop a fetch in flight and close the managed identity credential if this object
+        created it. The object can be used again afterwards."""
+        flight, self._flight = self._flight, self._new_flight()
+        await flight.close()
         if self._owns_credential and self._credential is not None:
-            await self._credential.close()
-            self._credential = None
+            credential, self._credential = self._credential, None
+            await credential.close()
 
     def __repr__(self) -> str:
-        return f"ManagedIdentityAssertion(client_id={self._client_id!r}, scope={self._scope!r})"
+        return (
+            f"ManagedIdentityAssertion(client_id={getattr(self, '_client_id', None)!r}, "
+            f"scope={getattr(self, '_scope', None)!r})"
+        )
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    line = text[0] if text else type(error).__name__
+    return line[:300]

@@ -20,12 +20,13 @@ from typing import Literal
 
 import jwt
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from .._errors import ConfigurationError
-from ._base import AssertionContext
+from .._errors import ConfigurationError, raises_cleanly
+from ._base import AssertionContext, Proof, ProofKind
 
 __all__ = ["Certificate", "KeyWithThumbprint"]
 
@@ -38,9 +39,27 @@ def _b64url(data: bytes) -> str:
 
 
 def _password_bytes(password: str | bytes | None) -> bytes | None:
-    if password is None or password == "":
+    if password is None or password == "" or password == b"":
         return None
-    return password.encode("utf-8") if isinstance(password, str) else password
+    if isinstance(password, str):
+        return password.encode("utf-8")
+    if isinstance(password, bytes):
+        return password
+    raise ConfigurationError(
+        f"the certificate password must be a string, not {type(password).__name__}",
+        hint='quote it in JSON ("CertificatePassword": "1234"), or pass a str.',
+    )
+
+
+def _pem_bytes(data: bytes | str, what: str) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, str):
+        try:
+            return data.encode("ascii")
+        except UnicodeEncodeError:
+            raise ConfigurationError(f"the {what} PEM holds non-ASCII characters") from None
+    raise ConfigurationError(f"the {what} PEM must be bytes or str, not {type(data).__name__}")
 
 
 class Certificate:
@@ -55,6 +74,9 @@ class Certificate:
     'q8YwKp...'
     """
 
+    proof_kinds: frozenset[ProofKind] = frozenset({"client_assertion"})
+
+    @raises_cleanly
     def __init__(
         self,
         private_key: rsa.RSAPrivateKey,
@@ -96,6 +118,7 @@ class Certificate:
     # -- constructors -------------------------------------------------------------------------
 
     @classmethod
+    @raises_cleanly
     def from_pem(
         cls,
         data: bytes | str,
@@ -106,30 +129,32 @@ class Certificate:
         algorithm: Algorithm = "PS256",
     ) -> Certificate:
         """From PEM text with the certificate (and chain) and, unless ``key`` is given, the key."""
-        raw = data.encode("ascii") if isinstance(data, str) else data
-        key_raw = raw if key is None else (key.encode("ascii") if isinstance(key, str) else key)
+        raw = _pem_bytes(data, "certificate")
+        key_raw = raw if key is None else _pem_bytes(key, "private key")
+        secret = _password_bytes(password)
         try:
             certs = x509.load_pem_x509_certificates(raw)
-        except ValueError as exc:
+        except ValueError:
             raise ConfigurationError(
                 "no PEM certificate found",
                 hint="the PEM must contain a '-----BEGIN CERTIFICATE-----' block.",
-            ) from exc
+            ) from None
         try:
-            private_key = serialization.load_pem_private_key(key_raw, _password_bytes(password))
-        except TypeError as exc:
+            private_key = serialization.load_pem_private_key(key_raw, secret)
+        except TypeError:
             raise ConfigurationError(
                 "the private key is encrypted and needs a password (or got one it does not need)",
                 hint="pass password= (AZURE_CLIENT_CERTIFICATE_PASSWORD).",
-            ) from exc
-        except ValueError as exc:
+            ) from None
+        except (ValueError, UnsupportedAlgorithm):
             raise ConfigurationError(
                 "the private key could not be read (no PEM key block, or a wrong password)",
                 hint="give the PEM private key and the right password.",
-            ) from exc
+            ) from None
         return cls._assemble(private_key, certs, send_certificate_chain, algorithm)
 
     @classmethod
+    @raises_cleanly
     def from_pfx(
         cls,
         data: bytes,
@@ -139,13 +164,16 @@ class Certificate:
         algorithm: Algorithm = "PS256",
     ) -> Certificate:
         """From PKCS#12 (PFX) bytes."""
+        if not isinstance(data, bytes):
+            raise ConfigurationError(f"the PFX must be bytes, not {type(data).__name__}")
+        secret = _password_bytes(password)
         try:
-            key, cert, extra = pkcs12.load_key_and_certificates(data, _password_bytes(password))
-        except ValueError as exc:
+            key, cert, extra = pkcs12.load_key_and_certificates(data, secret)
+        except (ValueError, TypeError, UnsupportedAlgorithm):
             raise ConfigurationError(
                 "the PFX could not be read: wrong password or not a PKCS#12 file",
                 hint="check the password (AZURE_CLIENT_CERTIFICATE_PASSWORD) and the file.",
-            ) from exc
+            ) from None
         if key is None or cert is None:
             raise ConfigurationError(
                 "the PFX holds no private key and certificate pair",
@@ -154,6 +182,7 @@ class Certificate:
         return cls._assemble(key, [cert, *extra], send_certificate_chain, algorithm)
 
     @classmethod
+    @raises_cleanly
     def from_file(
         cls,
         path: str | os.PathLike[str],
@@ -219,6 +248,9 @@ class Certificate:
         return self._certificate.subject.rfc4514_string()
 
     def __repr__(self) -> str:
+        certificate = getattr(self, "_certificate", None)
+        if certificate is None:
+            return "Certificate(<not loaded>)"
         return (
             f"Certificate(subject={self.subject!r}, x5t#S256={self.thumbprint_sha256!r}, "
             f"algorithm={self._algorithm!r}, not_valid_after="
@@ -230,8 +262,13 @@ class Certificate:
 
     # -- the credential -----------------------------------------------------------------------
 
+    def get_proof(self, context: AssertionContext) -> Proof:
+        """A client assertion for ``context`` (CPU only; runs in a worker thread)."""
+        return Proof.assertion(self.get_assertion(context))
+
     def get_assertion(self, context: AssertionContext) -> str:
-        """Sign a client assertion for ``context`` (CPU only; runs in a worker thread)."""
+        """Sign a client assertion for ``context``: also usable with other libraries'
+        assertion credentials."""
         claims = _assertion_claims(context)
         headers: dict[str, object] = {"typ": "JWT"}
         if self._algorithm == "PS256":
@@ -289,16 +326,23 @@ def _read(path: str | os.PathLike[str], what: str) -> bytes:
     try:
         with open(path, "rb") as handle:
             return handle.read()
-    except FileNotFoundError as exc:
+    except FileNotFoundError:
         raise ConfigurationError(
             f"{what} file {os.fspath(path)!r} does not exist",
             hint="check the path (AZURE_CLIENT_CERTIFICATE_PATH).",
-        ) from exc
-    except OSError as exc:
+        ) from None
+    except IsADirectoryError:
         raise ConfigurationError(
-            f"{what} file {os.fspath(path)!r} cannot be read: {exc.strerror}",
+            f"{what} file {os.fspath(path)!r} is a directory", hint="give the file's path."
+        ) from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigurationError(
+            f"{what} file {os.fspath(path)!r} cannot be read: {reason}",
             hint="check the file's permissions.",
-        ) from exc
+        ) from None
+    except (TypeError, ValueError):
+        raise ConfigurationError(f"{what} file path {path!r} is not a valid path") from None
 
 
 class KeyWithThumbprint:
@@ -310,18 +354,24 @@ class KeyWithThumbprint:
     :class:`Certificate`, which reads the certificate and uses SHA-256.
     """
 
+    proof_kinds: frozenset[ProofKind] = frozenset({"client_assertion"})
+
+    @raises_cleanly
     def __init__(
         self, private_key: bytes | str, thumbprint: str, *, password: str | bytes | None = None
     ) -> None:
-        raw = private_key.encode("ascii") if isinstance(private_key, str) else private_key
+        raw = _pem_bytes(private_key, "private key")
+        secret = _password_bytes(password)
         try:
-            key = serialization.load_pem_private_key(raw, _password_bytes(password))
-        except (TypeError, ValueError) as exc:
+            key = serialization.load_pem_private_key(raw, secret)
+        except (TypeError, ValueError, UnsupportedAlgorithm):
             raise ConfigurationError(
                 "the private key could not be read (no PEM key block, or a wrong password)"
-            ) from exc
+            ) from None
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ConfigurationError("the private key is not an RSA key")
+        if not isinstance(thumbprint, str):
+            raise ConfigurationError("the thumbprint must be a string of 40 hex digits")
         cleaned = thumbprint.replace(":", "").replace(" ", "")
         try:
             digest = bytes.fromhex(cleaned)
@@ -336,13 +386,17 @@ class KeyWithThumbprint:
         self._x5t = _b64url(digest)
         self.thumbprint_sha1 = cleaned.upper()
 
+    def get_proof(self, context: AssertionContext) -> Proof:
+        """A client assertion for ``context`` (RS256, SHA-1 ``x5t``)."""
+        return Proof.assertion(self.get_assertion(context))
+
     def get_assertion(self, context: AssertionContext) -> str:
         claims = _assertion_claims(context)
         headers = {"typ": "JWT", "x5t": self._x5t}
         return jwt.encode(claims, self._key, algorithm="RS256", headers=headers)
 
     def __repr__(self) -> str:
-        return f"KeyWithThumbprint(x5t={self.thumbprint_sha1!r})"
+        return f"KeyWithThumbprint(x5t={getattr(self, 'thumbprint_sha1', '<not loaded>')!r})"
 
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("KeyWithThumbprint cannot be pickled: it would copy the private key")
