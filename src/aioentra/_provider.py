@@ -173,7 +173,7 @@ class TokenProvider:
             same=_same_token,
             closed_error=lambda: ProviderClosedError("the TokenProvider was closed"),
         )
-        self._slots = self._flight.slots
+        self._lookup = self._flight.slots.get  # the warm path's dict lookup, pre-bound
         self._claims_keys: OrderedDict[Key, None] = OrderedDict()
         self._valid_scopes: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -244,7 +244,7 @@ class TokenProvider:
         """
         # The warm path: one dict lookup, one clock read, one thread check.
         try:
-            slot = self._slots.get(scope)
+            slot = self._lookup(scope)
         except TypeError:
             slot = None  # not hashable: the slow path says what is wrong
         if (
