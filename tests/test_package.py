@@ -135,3 +135,21 @@ def test_user_code_type_checks_against_the_public_api(tmp_path: Path) -> None:
         ["--strict", "--no-incremental", "--cache-dir", str(tmp_path / "c2"), str(wrong)]
     )
     assert status == 1 and "max_wokers" in stdout
+
+
+def test_the_guarantees_page_names_tests_that_exist() -> None:
+    import re
+
+    page = (ROOT / "docs" / "guarantees.md").read_text()
+    named = 0
+    for row in page.splitlines():
+        current: Path | None = None
+        for path, name in re.findall(r"`(?:(tests/[\w/]+\.py))?(?:::(\w+))?[^`]*`", row):
+            if path:
+                current = ROOT / path
+                assert current.is_file(), path
+            if name:
+                assert current is not None, f"{name}: no file named before it in: {row}"
+                assert re.search(rf"^(async )?def {name}\(", current.read_text(), re.M), name
+                named += 1
+    assert named > 40
