@@ -8,6 +8,7 @@ or one of its ``additionally_allowed_tenants``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from azure.core.credentials import (
@@ -16,7 +17,7 @@ from azure.core.credentials import (
     TokenRequestOptions,
 )
 
-from ._errors import InvalidScopeError
+from ._errors import ConfigurationError, InvalidScopeError
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -53,6 +54,8 @@ class AzureCredential:
         self, *scopes: str, options: TokenRequestOptions | None = None
     ) -> AccessTokenInfo:
         options = options or {}
+        if not isinstance(options, Mapping):
+            raise ConfigurationError("options must be a TokenRequestOptions mapping")
         token = await self._token(scopes, options.get("claims"), options.get("tenant_id"))
         return AccessTokenInfo(
             token.token,

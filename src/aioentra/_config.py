@@ -281,6 +281,8 @@ def _load_json(file: Path) -> Any:
         ) from None
     except UnicodeDecodeError:
         raise ConfigurationError(f"configuration file {str(file)!r} is not UTF-8 text") from None
+    except ValueError:  # e.g. a NUL byte in the path
+        raise ConfigurationError(f"configuration file path {str(file)!r} is not valid") from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -318,3 +320,5 @@ def _read_text(path: Path) -> str:
         raise ConfigurationError(f"key file {str(path)!r} cannot be read: {reason}") from None
     except UnicodeDecodeError:
         raise ConfigurationError(f"key file {str(path)!r} is not a PEM text file") from None
+    except ValueError:
+        raise ConfigurationError(f"key file path {str(path)!r} is not valid") from None

@@ -34,6 +34,7 @@ from ._errors import (
     IdentityProviderUnavailableError,
     error_from_response,
     fresh,
+    redact,
 )
 from ._policy import RetryPolicy
 from ._token import TokenResponse
@@ -177,6 +178,7 @@ class MsalEngine:
     def _call_msal(
         self, scope: str, claims: str | None, tenant: str | None
     ) -> TokenResponse | AioEntraError:
+        proof: Proof | None = None
         try:
             app = self._app_for(tenant or self._authority.tenant)
             context = AssertionContext(self._client_id, app.authority.token_endpoint)
@@ -190,15 +192,18 @@ class MsalEngine:
                 [scope], claims_challenge=claims, data=proof.form()
             )
         except Exception as exc:
-            return _unwrap(exc)
-        if not isinstance(result, dict):
-            return IdentityProviderUnavailableError("msal returned no result for the request")
-        if "access_token" in result:
-            token = self._transport.last_token()
-            if token is None or token.access_token != result["access_token"]:
-                return AioEntraError("internal error: msal's token is not the one validated")
-            return token
-        return error_from_response(result, status=self._transport.last_status())
+            error = _unwrap(exc)
+        else:
+            if not isinstance(result, dict):
+                return IdentityProviderUnavailableError("msal returned no result for the request")
+            if "access_token" in result:
+                token = self._transport.last_token()
+                if token is None or token.access_token != result["access_token"]:
+                    return AioEntraError("internal error: msal's token is not the one validated")
+                return token
+            error = error_from_response(result, status=self._transport.last_status())
+        # A hostile or broken server may echo the secret it was sent: never pass it on.
+        return error if proof is None else redact(error, proof.value)
 
     def _app_for(self, tenant: str) -> Any:
         with self._apps_lock:

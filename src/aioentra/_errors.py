@@ -237,6 +237,8 @@ _BY_ERROR: dict[str, type[AioEntraError]] = {
 }
 
 _FIRST_LINE = re.compile(r"^(?P<line>[^\r\n]*)")
+_ERROR_CODE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+"""RFC 6749 section 5.2: ``error`` is a short ASCII code; anything else is not shown."""
 
 
 def _description_line(description: str) -> str:
@@ -248,7 +250,7 @@ def _description_line(description: str) -> str:
 def _int_codes(value: object) -> list[int]:
     if not isinstance(value, list):
         return []
-    return [code for code in value if isinstance(code, int)]
+    return [code for code in value[:16] if isinstance(code, int) and not isinstance(code, bool)]
 
 
 def error_from_response(
@@ -258,9 +260,13 @@ def error_from_response(
     context: str = "token request failed",
 ) -> AioEntraError:
     """Build the typed error for an OAuth 2.0 error response body from Entra."""
-    error = str(body.get("error") or "unknown_error")
+    raw_error = body.get("error")
+    error = raw_error if isinstance(raw_error, str) and _ERROR_CODE.match(raw_error) else None
+    error = error or "unknown_error"
     codes = _int_codes(body.get("error_codes"))
-    description = _description_line(str(body.get("error_description") or ""))
+    raw_description = body.get("error_description")
+    description = _description_line(raw_description if isinstance(raw_description, str) else "")
+    description = description[:500]
     cls: type[AioEntraError] = _BY_ERROR.get(error, AuthenticationError)
     hint: str | None = None
     for code in codes:
@@ -282,13 +288,27 @@ def error_from_response(
 
 
 def _str_or_none(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
+    return value if isinstance(value, str) and value and len(value) <= 128 else None
 
 
 def fresh(error: AioEntraError) -> AioEntraError:
     """A copy of ``error`` with no traceback, cause or context."""
     clone = copy.copy(error)
     clone.__traceback__ = None
+    return clone
+
+
+def redact(error: AioEntraError, secret: str) -> AioEntraError:
+    """``error`` with ``secret`` masked wherever a server echoed it (message, ids, error code)."""
+    fields = ("message", "hint", "error", "correlation_id", "trace_id")
+    if len(secret) < 4 or not any(secret in (getattr(error, f, None) or "") for f in fields):
+        return error
+    clone = fresh(error)
+    for name in fields:
+        value = getattr(clone, name, None)
+        if isinstance(value, str):
+            setattr(clone, name, value.replace(secret, "***"))
+    clone.args = (clone._render(),)
     return clone
 
 
@@ -307,6 +327,11 @@ def raises_cleanly(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except AioEntraError as caught:
             error = fresh(caught)
+        except Exception as caught:  # an input nothing above foresaw: still a typed error
+            error = ConfigurationError(
+                f"{func.__qualname__}() could not use its arguments: {type(caught).__name__}",
+                hint="check the types and values passed (see its docstring).",
+            )
         del args, kwargs
         raise error from None
 

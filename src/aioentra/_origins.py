@@ -97,8 +97,15 @@ class OriginScopes:
     def __init__(
         self, scopes: Mapping[str, str], *, allow_http: bool | Iterable[str] = False
     ) -> None:
+        if not isinstance(scopes, Mapping):
+            raise ConfigurationError(
+                "the scope map must be a mapping of origin -> scope",
+                hint="e.g. {'https://graph.microsoft.com': 'https://graph.microsoft.com/.default'}.",
+            )
         parsed: dict[Origin, str] = {}
         for text, scope in scopes.items():
+            if not isinstance(text, str):
+                raise ConfigurationError(f"origin {text!r} is not a string")
             origin = _parse_origin(text, what="origin")
             if not isinstance(scope, str) or not scope.strip():
                 raise ConfigurationError(f"the scope for {text!r} is empty")

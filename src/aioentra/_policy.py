@@ -40,20 +40,20 @@ class RetryPolicy:
     """A longer ``Retry-After`` ends the request at once (the key then backs off)."""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise ConfigurationError("RetryPolicy.max_attempts must be an int of at least 1")
+        if not isinstance(self.max_attempts, int) or not 1 <= self.max_attempts <= 100:
+            raise ConfigurationError("RetryPolicy.max_attempts must be an int from 1 to 100")
         for name in ("base_delay", "max_delay", "max_retry_after"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+            if not _number(value) or not 0 <= value < math.inf:
                 raise ConfigurationError(f"RetryPolicy.{name} must be a finite number >= 0")
         for name in ("total_timeout", "attempt_timeout"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 < value < math.inf:
+            if not _number(value) or not 0 < value < math.inf:
                 raise ConfigurationError(f"RetryPolicy.{name} must be a finite number > 0")
 
     def backoff(self, attempt: int) -> float:
         """Delay after failed attempt number ``attempt`` (1-based): half fixed, half jitter."""
-        ceiling = min(self.max_delay, self.base_delay * (2.0 ** (attempt - 1)))
+        ceiling = min(self.max_delay, self.base_delay * (2.0 ** min(max(0, attempt - 1), 32)))
         jitter: float = random.uniform(0, ceiling / 2)  # noqa: S311 - jitter, not crypto
         return ceiling / 2 + jitter
 
@@ -97,8 +97,9 @@ class RefreshPolicy:
     """At most one renewal of a rejected token per key in this many seconds."""
 
     def __post_init__(self) -> None:
-        if not 0 < self.refresh_fraction <= 1:
-            raise ConfigurationError("RefreshPolicy.refresh_fraction must be in (0, 1]")
+        fraction = self.refresh_fraction
+        if not _number(fraction) or not 0 < fraction <= 1:
+            raise ConfigurationError("RefreshPolicy.refresh_fraction must be a number in (0, 1]")
         for name in (
             "expiry_margin",
             "reserve",
@@ -107,7 +108,7 @@ class RefreshPolicy:
             "renewal_interval",
         ):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+            if not _number(value) or not 0 <= value < math.inf:
                 raise ConfigurationError(f"RefreshPolicy.{name} must be a finite number >= 0")
 
     def windows(self, lifetime: float, refresh_in: float | None = None) -> tuple[float, float]:
@@ -163,6 +164,10 @@ def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> f
     except (TypeError, ValueError, OverflowError):
         return None
     return _finite(when.timestamp() - (time.time() if now is None else now))
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _finite(seconds: float) -> float | None:

@@ -21,8 +21,8 @@ import os
 import ssl
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Hashable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypedDict, cast
+from collections.abc import AsyncGenerator, Awaitable, Hashable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, TypedDict, TypeVar, cast
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -58,10 +58,14 @@ __all__ = ["ProviderOptions", "TokenProvider"]
 
 logger = logging.getLogger("aioentra.provider")
 _get_ident = threading.get_ident
+T = TypeVar("T")
 
 MAX_CLAIMS_ENTRIES = 64
 """Tokens kept for claims challenges: each CAE challenge carries new claims, and a long-lived
 daemon must not keep one entry per challenge forever."""
+
+MAX_CLAIMS_LENGTH = 16 * 1024
+"""Longest claims JSON accepted (real CAE challenges carry a few hundred bytes)."""
 
 Key = Hashable
 """A scope (default tenant, no claims: the warm path's key) or ``(scope, tenant, claims)``."""
@@ -99,6 +103,7 @@ class TokenProvider:
     :class:`~aioentra.testing.ManualClock` in tests).
     """
 
+    @raises_cleanly
     def __init__(
         self,
         credential: Credential,
@@ -133,6 +138,8 @@ class TokenProvider:
             )
         if ssl_context is not None and ca_file is not None:
             raise ConfigurationError("pass ca_file or ssl_context, not both")
+        if ssl_context is not None:
+            _check_verifying(ssl_context, "ssl_context")
         if ca_file is not None and (not isinstance(ca_file, str) or not os.path.isfile(ca_file)):
             raise ConfigurationError(
                 f"ca_file {ca_file!r} does not exist",
@@ -140,6 +147,21 @@ class TokenProvider:
             )
         if not isinstance(max_workers, int) or max_workers < 1:
             raise ConfigurationError("max_workers must be an int of at least 1")
+        if isinstance(client_capabilities, str) or isinstance(additionally_allowed_tenants, str):
+            raise ConfigurationError(
+                "client_capabilities and additionally_allowed_tenants take lists of strings",
+                hint="e.g. client_capabilities=['CP1'], additionally_allowed_tenants=['*'].",
+            )
+        for name, value, kind in (
+            ("retry", retry, RetryPolicy),
+            ("refresh", refresh, RefreshPolicy),
+        ):
+            if value is not None and not isinstance(value, kind):
+                raise ConfigurationError(f"{name} must be a {kind.__name__}")
+        if clock is not None and not (
+            callable(getattr(clock, "monotonic", None)) and callable(getattr(clock, "time", None))
+        ):
+            raise ConfigurationError("clock must have monotonic() and time() methods")
         kinds = getattr(credential, "proof_kinds", None)
         self._authority = Authority.parse(
             authority,
@@ -386,8 +408,13 @@ class TokenProvider:
     ) -> AccessToken:
         await self._check_open()
         self._check_scope(scope)
-        if claims is not None and (not isinstance(claims, str) or not claims.strip()):
-            raise ConfigurationError("claims must be a non-empty JSON string, or None")
+        if claims is not None and (
+            not isinstance(claims, str) or not claims.strip() or len(claims) > MAX_CLAIMS_LENGTH
+        ):
+            raise ConfigurationError(
+                "claims must be a non-empty JSON string of at most "
+                f"{MAX_CLAIMS_LENGTH} characters, or None"
+            )
         if tenant_id is not None and not isinstance(tenant_id, str):
             raise ConfigurationError("tenant_id must be a string, or None")
         tenant = self._tenants.resolve(tenant_id)
@@ -434,13 +461,15 @@ class TokenProvider:
         deadline = loop.time() + self._retry.total_timeout
         clock = self._clock
         started, wall = clock.monotonic(), clock.time()
-        await self._within(deadline, self._ensure_started())
-        await self._within(deadline, self._get_session())
+        await self._within(deadline, self._ensure_started(), "starting the credential")
+        await self._within(deadline, self._get_session(), "opening the session")
         engine = self._get_engine()
         try:
             response = await engine.acquire(scope, claims=claims, tenant=tenant, deadline=deadline)
         except CredentialRejectedError as error:
-            if not RELOAD_CODES.intersection(error.error_codes) or not await self._reload(error):
+            if not RELOAD_CODES.intersection(error.error_codes):
+                raise
+            if not await self._within(deadline, self._reload(error), "reloading the credential"):
                 raise
             logger.info(
                 "the token endpoint rejected %r (codes %s); it reloaded, trying once more",
@@ -468,7 +497,8 @@ class TokenProvider:
         )
         return Fetched(token, started + refresh_after, started + usable_for)
 
-    async def _within(self, deadline: float, work: Any) -> Any:
+    async def _within(self, deadline: float, work: Awaitable[T], what: str) -> T:
+        """``work`` by the request's deadline; shielded, since others may share it."""
         remaining = deadline - asyncio.get_running_loop().time()
         try:
             return await asyncio.wait_for(asyncio.shield(work), max(0.0, remaining))
@@ -476,7 +506,7 @@ class TokenProvider:
             raise IdentityProviderUnavailableError(
                 "the token request did not finish within RetryPolicy.total_timeout "
                 f"({self._retry.total_timeout:g}s)",
-                hint="starting the credential or opening the session took too long.",
+                hint=f"{what} took too long.",
             ) from None
 
     async def _reload(self, error: AioEntraError) -> bool:
@@ -657,13 +687,37 @@ def _check_credential(credential: object) -> None:
 
 
 def _checked_session(session: aiohttp.ClientSession | None) -> aiohttp.ClientSession | None:
-    """Refuse a session that would send its own credentials to the identity provider."""
-    if session is not None and (
-        session.auth is not None or any(name.lower() == "authorization" for name in session.headers)
-    ):
+    """Refuse a session that would send its own credentials to the identity provider, or send
+    ours without verifying TLS."""
+    if session is None:
+        return None
+    if not isinstance(session, aiohttp.ClientSession):
+        raise ConfigurationError("session must be an aiohttp.ClientSession")
+    if session.auth is not None or any(name.lower() == "authorization" for name in session.headers):
         raise ConfigurationError(
             "the session passed to TokenProvider has default credentials",
             hint="its Authorization header or auth would go to the token endpoint: pass a "
             "session without them (or none, and the provider makes its own).",
         )
+    # aiohttp keeps the connector's TLS setting private; read it defensively.
+    verify = getattr(session.connector, "_ssl", True)
+    if verify is False:  # (an aiohttp.Fingerprint pins the certificate: that verifies too)
+        raise ConfigurationError(
+            "the session passed to TokenProvider does not verify TLS certificates",
+            hint="the client secret or assertion would go to an unverified server: use a "
+            "session whose connector verifies (ssl=True or a verifying SSLContext).",
+        )
+    if isinstance(verify, ssl.SSLContext):
+        _check_verifying(verify, "the session's SSL context")
     return session
+
+
+def _check_verifying(context: object, what: str) -> None:
+    if not isinstance(context, ssl.SSLContext):
+        raise ConfigurationError(f"{what} must be an ssl.SSLContext")
+    if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
+        raise ConfigurationError(
+            f"{what} does not verify certificates and host names",
+            hint="TLS verification is never turned off for token requests: trust a test "
+            "server's CA with ca_file= (or load_verify_locations) instead.",
+        )

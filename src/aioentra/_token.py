@@ -49,6 +49,10 @@ class AccessToken:
 
 MAX_LIFETIME = 86400.0
 """Longest lifetime a token is cached for (24 h); a longer ``expires_in`` is clamped to it."""
+MIN_LIFETIME = 1.0
+"""Shortest ``expires_in`` accepted: a token that expires sooner is of no use to anyone."""
+MAX_TOKEN_LENGTH = 32 * 1024
+"""Longest ``access_token`` accepted (Entra's are a few KB; servers refuse headers far smaller)."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +69,11 @@ def parse_token_response(body: Mapping[str, Any]) -> TokenResponse:
     """Validate a successful token response before anything caches or sends it.
 
     * ``access_token``: a non-empty string of visible ASCII (no white space, no control
-      character), since it goes into an ``Authorization`` header as it is;
+      character), since it goes into an ``Authorization`` header as it is, of at most
+      :data:`MAX_TOKEN_LENGTH` characters;
     * ``token_type``: ``Bearer``, in any case (a ``pop`` token is not a bearer token);
-    * ``expires_in``: a finite number of seconds > 0 (a JSON number or a decimal string, as v1
-      endpoints send), clamped to :data:`MAX_LIFETIME`;
+    * ``expires_in``: a finite number of seconds of at least :data:`MIN_LIFETIME` (a JSON number
+      or a decimal string, as v1 endpoints send), clamped to :data:`MAX_LIFETIME`;
     * ``refresh_in``, when present: the same rule.
 
     Raises:
@@ -77,12 +82,16 @@ def parse_token_response(body: Mapping[str, Any]) -> TokenResponse:
     token = body.get("access_token")
     if not isinstance(token, str) or not token or not _VISIBLE_ASCII.fullmatch(token):
         raise _malformed("access_token", "is not a non-empty string of visible ASCII characters")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise _malformed("access_token", f"is longer than {MAX_TOKEN_LENGTH} characters")
     token_type = body.get("token_type", "Bearer")
     if not isinstance(token_type, str) or token_type.lower() != "bearer":
         raise _malformed("token_type", "is not 'Bearer'")
     expires_in = _seconds(body.get("expires_in"), "expires_in")
     if expires_in is None:
         raise _malformed("expires_in", "is missing")
+    if expires_in < MIN_LIFETIME:
+        raise _malformed("expires_in", f"is shorter than {MIN_LIFETIME:g}s")
     refresh_in = _seconds(body.get("refresh_in"), "refresh_in")
     return TokenResponse(
         access_token=token,

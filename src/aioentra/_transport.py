@@ -42,6 +42,9 @@ __all__ = ["PLACEHOLDER_SECRET", "LoopTransport", "TransportResponse"]
 
 T = TypeVar("T")
 
+MAX_BODY = 1024 * 1024
+"""Largest answer read from the identity provider (its real ones are a few KB)."""
+
 PLACEHOLDER_SECRET = "aioentra-proof-is-sent-per-request"
 """What msal applications are built with: every token request carries the credential's current
 proof in its body instead, and the transport refuses to send this value."""
@@ -228,10 +231,21 @@ class LoopTransport:
                 raise_for_status=False,
                 middlewares=(),
             ) as response:
-                text = await response.text(errors="replace")
+                raw = await _read_bounded(response)
                 status, response_headers = response.status, response.headers
+                charset = response.charset or "utf-8"
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
             raise connection_error(f"{method} {origin}", exc, timeout=remaining) from None
+        if len(raw) > MAX_BODY:
+            raise IdentityProviderUnavailableError(
+                f"{method} {origin}: the answer is larger than {MAX_BODY // 1024} KB",
+                hint="a proxy or a broken server is answering; nothing of it is used.",
+                status=status,
+            )
+        try:
+            text = raw.decode(charset, errors="replace")
+        except LookupError:  # an unknown charset
+            text = raw.decode("utf-8", errors="replace")
         return self._judge(method, origin, status, text, response_headers)
 
     def _judge(
@@ -275,6 +289,15 @@ class LoopTransport:
                 origin_text = self._insecure_origin
                 text = text.replace("http://" + origin_text, "https://" + origin_text)
             return TransportResponse(status, text, headers)
+        if status != 200 and "access_token" in body:
+            error = IdentityProviderUnavailableError(
+                f"the identity provider answered HTTP {status} with a token ({origin})",
+                hint="only a 200 answer carries a token: a proxy or a broken server is "
+                "answering; nothing of it is used.",
+                status=status,
+            )
+            error.retryable = False
+            raise error
         if status == 200 and "error" not in body:
             token = parse_token_response(body)
             # msal sees the validated answer only: nothing it could trip over.
@@ -285,6 +308,18 @@ class LoopTransport:
             }
             return TransportResponse(status, json.dumps(minimal), headers, token)
         return TransportResponse(status, text, headers)
+
+
+async def _read_bounded(response: aiohttp.ClientResponse) -> bytes:
+    """The body, or its first ``MAX_BODY + 1`` bytes: enough to tell it is too large."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY:
+            break
+    return b"".join(chunks)
 
 
 async def _bounded(coro: Coroutine[Any, Any, T], deadline: float) -> T:

@@ -20,16 +20,21 @@ from azure.core.credentials import TokenRequestOptions
 from aioentra import (
     AccessToken,
     AioEntraError,
+    AssertionContext,
     Certificate,
     ClientAssertion,
     ClientSecret,
     ConfigurationError,
+    CredentialRejectedError,
+    CredentialUnavailableError,
     IdentityProviderUnavailableError,
     InvalidScopeError,
     KeyWithThumbprint,
     ManagedIdentityAssertion,
+    Proof,
     ProviderClosedError,
     RefreshPolicy,
+    ReloadReason,
     RetryPolicy,
     Settings,
     ThrottledError,
@@ -456,3 +461,177 @@ async def test_claims_challenges_are_answered_once_per_interval_per_scope(
         later = await provider.get_token(SCOPE, claims='{"access_token": {"n": "later"}}')
         assert later.token != answers[0].token
     assert token_requests(emulator, app) == 3
+
+
+# -- a second adversarial pass, on the rework itself ----------------------------------------------
+
+
+async def test_a_slow_reload_is_bounded_by_total_timeout(
+    emulator: Emulator, app: App, make_provider: MakeProvider
+) -> None:
+    class SlowToReload:
+        def get_proof(self, context: AssertionContext) -> Proof:
+            return Proof.secret("a-rotated-away-value")
+
+        async def reload(self, reason: ReloadReason) -> bool:
+            await asyncio.sleep(30)
+            return True
+
+    loop = asyncio.get_running_loop()
+    async with make_provider(SlowToReload(), retry=RetryPolicy(total_timeout=1.0)) as provider:
+        started = loop.time()
+        with pytest.raises(IdentityProviderUnavailableError, match="total_timeout") as info:
+            await provider.get_token(SCOPE)
+        assert loop.time() - started < 1.0 + 0.25
+        assert "reloading the credential" in (info.value.hint or "")
+
+
+def test_unexpected_input_in_files_is_still_a_typed_error_without_the_secret(
+    tmp_path: Path,
+) -> None:
+    passphrase = "pass-Phrase-9876"
+    path = tmp_path / "parameters.json"
+    path.write_text(
+        json.dumps(
+            {
+                "authority": "https://login.example/t",
+                "client_id": "c",
+                "thumbprint": "00" * 20,
+                "private_key_file": "k\u0000.pem",
+                "passphrase": passphrase,
+            }
+        )
+    )
+    for load in (Settings.from_file, TokenProvider.from_file):
+        with pytest.raises(ConfigurationError) as info:
+            load(path)
+        assert passphrase not in _report(info.value)
+    with pytest.raises(ConfigurationError):
+        TokenProvider.from_file("parameters\u0000.json")
+
+
+async def test_tls_verification_cannot_be_switched_off(emulator: Emulator, app: App) -> None:
+    import ssl
+
+    import aiohttp
+
+    def build(**options: object) -> TokenProvider:
+        return TokenProvider(
+            ClientSecret(app.secret or ""),
+            tenant_id=emulator.tenant_id,
+            client_id=app.client_id,
+            authority=emulator.base_url,
+            **options,  # type: ignore[arg-type]
+        )
+
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    with pytest.raises(ConfigurationError, match="does not verify"):
+        build(ssl_context=unverified)
+    for ssl_setting in (False, unverified):
+        connector = aiohttp.TCPConnector(ssl=ssl_setting)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            with pytest.raises(ConfigurationError, match="does not verify"):
+                build(session=session)
+    assert token_requests(emulator, app) == 0
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: RetryPolicy(max_attempts=1100),
+        lambda: RefreshPolicy(refresh_fraction="0.5"),  # type: ignore[arg-type]
+        lambda: RefreshPolicy(refresh_fraction=None),  # type: ignore[arg-type]
+        lambda: Certificate.from_file(12345),  # type: ignore[arg-type]
+        lambda: Certificate(make_certificate()[0], "not a cert"),  # type: ignore[arg-type]
+        lambda: ClientAssertion.from_file(None),  # type: ignore[arg-type]
+        lambda: TokenProvider(ClientSecret("s"), tenant_id="t", client_id="c", clock=object()),  # type: ignore[arg-type]
+        lambda: TokenProvider(ClientSecret("s"), tenant_id="t", client_id="c", session="x"),  # type: ignore[arg-type]
+        lambda: TokenProvider(
+            ClientSecret("s"),
+            tenant_id="t",
+            client_id="c",
+            client_capabilities=5,  # type: ignore[arg-type]
+        ),
+        lambda: TokenProvider(
+            ClientSecret("s"),
+            tenant_id="t",
+            client_id="c",
+            additionally_allowed_tenants=5,  # type: ignore[arg-type]
+        ),
+        lambda: TokenProvider(ClientSecret("s"), tenant_id=5, client_id="c"),  # type: ignore[arg-type]
+        lambda: BearerTokenMiddleware(None, [("https://x", "api://x/.default")]),  # type: ignore[arg-type]
+        lambda: KeyWithThumbprint(5, "00" * 20),  # type: ignore[arg-type]
+    ],
+)
+def test_wrongly_typed_arguments_are_configuration_errors(build: Callable[[], object]) -> None:
+    with pytest.raises(ConfigurationError):
+        build()
+
+
+def test_the_retry_backoff_never_overflows() -> None:
+    policy = RetryPolicy(max_attempts=100, base_delay=1.0, max_delay=8.0)
+    assert 4.0 <= policy.backoff(5000) <= 8.0
+
+
+async def test_a_managed_identity_assertion_keeps_its_token_out_of_errors() -> None:
+    from azure.core.credentials import AccessToken as AzureToken
+
+    class Broken:
+        def __init__(self, expires_on: float | int) -> None:
+            self.expires_on = expires_on
+
+        async def get_token(self, *scopes: str, **kwargs: object) -> AzureToken:
+            return AzureToken("mi-token-value-123", self.expires_on)  # type: ignore[arg-type]
+
+        async def close(self) -> None:
+            return None
+
+    context = AssertionContext("c", "https://login.example/t/oauth2/v2.0/token")
+    for expires_on in (1.0, 10**400):  # expired; beyond any float
+        assertion = ManagedIdentityAssertion(credential=Broken(expires_on))  # type: ignore[arg-type]
+        with pytest.raises(CredentialUnavailableError) as info:
+            await assertion.get_proof(context)
+        assert "mi-token-value-123" not in _report(info.value)
+        await assertion.close()
+
+
+HOSTILE = {
+    "a 2 MB answer": (200, '{"access_token": "' + "a" * (2 << 20) + '", "expires_in": 3599}'),
+    "a 40 KB token": (200, json.dumps({"access_token": "a" * 40_000, "expires_in": 3599})),
+    "a lifetime of 1e-300 s": (200, json.dumps({"access_token": "h.p.s", "expires_in": 1e-300})),
+    "a token on a 400": (400, json.dumps({"access_token": "h.p.s", "expires_in": 3599})),
+    "a token on a 201": (201, json.dumps({"access_token": "h.p.s", "expires_in": 3599})),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+async def test_hostile_answers_are_typed_errors_and_never_cached(
+    emulator: Emulator, app: App, make_provider: MakeProvider, case: str
+) -> None:
+    status, body = HOSTILE[case]
+    emulator.faults.add(_respond(body, status=status, client_id=app.client_id))
+    clock = ManualClock()
+    async with make_provider(retry=ONCE, clock=clock) as provider:
+        with pytest.raises(IdentityProviderUnavailableError):
+            await provider.get_token(SCOPE)
+        clock.advance(RefreshPolicy().max_failure_backoff)
+        assert (await provider.get_token(SCOPE)).token != "h.p.s"
+
+
+async def test_an_echoed_secret_is_masked_in_the_error(
+    emulator: Emulator, app: App, make_provider: MakeProvider
+) -> None:
+    secret = app.secret or ""
+    body = {
+        "error": "invalid_client",
+        "error_description": f"AADSTS7000215: Invalid client secret provided: {secret}",
+        "error_codes": [7000215],
+        "correlation_id": secret,
+    }
+    emulator.faults.add(_respond(body, status=401, client_id=app.client_id))
+    async with make_provider() as provider:
+        with pytest.raises(CredentialRejectedError) as info:
+            await provider.get_token(SCOPE)
+    assert secret not in _report(info.value) and "***" in info.value.message

@@ -13,9 +13,10 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from .._errors import AioEntraError, ConfigurationError, CredentialUnavailableError
+from .._errors import AioEntraError, ConfigurationError, CredentialUnavailableError, fresh
 from .._flight import Clock, Fetched, Flight, SystemClock
 from .._policy import RefreshPolicy
+from .._token import MAX_LIFETIME
 from ._base import AssertionContext, Proof, ProofKind, ReloadReason
 
 if TYPE_CHECKING:
@@ -69,6 +70,8 @@ class ClientAssertion:
         (``AZURE_FEDERATED_TOKEN_FILE``); the kubelet rewrites the file before expiry. When the
         token endpoint rejects the assertion, the file is read again before the one retry.
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise ConfigurationError("ClientAssertion.from_file() takes a str or a path")
         reader = _AssertionFile(os.fspath(path))
         reader.check()
         instance = cls(reader)
@@ -199,15 +202,20 @@ class ManagedIdentityAssertion:
         return self._credential
 
     async def get_proof(self, context: AssertionContext) -> Proof:
-        return Proof.assertion(await self._flight.get(self._scope))
+        try:
+            return Proof.assertion(await self._flight.get(self._scope))
+        except AioEntraError as exc:
+            raise fresh(exc) from None
 
     async def _fetch(self, scope: str) -> Fetched[str]:
         clock = self._clock
         started, wall = clock.monotonic(), clock.time()
         try:
             token = await self._get_credential().get_token(scope)
-        except AioEntraError:
-            raise
+            value, expires_on = token.token, token.expires_on
+            del token  # no frame of a raised error holds the token
+        except AioEntraError as exc:
+            raise fresh(exc) from None
         except Exception as exc:
             raise CredentialUnavailableError(
                 f"the managed identity could not get a token: {_first_line(exc)}",
@@ -215,14 +223,18 @@ class ManagedIdentityAssertion:
                 + (f" with client id {self._client_id!r}" if self._client_id else "")
                 + " and that its federated credential is registered on the app.",
             ) from None
-        lifetime = float(token.expires_on) - wall
-        if not 0 < lifetime < float("inf") or not isinstance(token.token, str) or not token.token:
+        try:
+            lifetime = min(float(expires_on) - wall, MAX_LIFETIME)
+        except (TypeError, ValueError, OverflowError):
+            lifetime = 0.0
+        if not 0 < lifetime < float("inf") or not isinstance(value, str) or not value:
+            del value
             raise CredentialUnavailableError(
                 "the managed identity returned an expired or malformed token",
                 hint="check this machine's clock.",
             )
         refresh_after, usable_for = self._policy.windows(lifetime)
-        return Fetched(token.token, started + refresh_after, started + usable_for)
+        return Fetched(value, started + refresh_after, started + usable_for)
 
     async def reload(self, reason: ReloadReason) -> bool:
         """Forget the cached managed-identity token (the token endpoint refused it)."""

@@ -92,6 +92,13 @@ class Certificate:
                 "the certificate's private key is not an RSA key",
                 hint="Entra client assertions are signed with RSA (PS256/RS256): use an RSA key.",
             )
+        if not isinstance(certificate, x509.Certificate) or not all(
+            isinstance(c, x509.Certificate) for c in chain
+        ):
+            raise ConfigurationError(
+                "Certificate() takes cryptography x509.Certificate objects",
+                hint="use Certificate.from_file(), from_pem() or from_pfx() to load files.",
+            )
         if algorithm not in ("PS256", "RS256"):
             raise ConfigurationError(f"unsupported signing algorithm {algorithm!r}")
         if private_key.public_key().public_numbers() != _rsa_numbers(certificate):
@@ -323,26 +330,29 @@ def _check_validity(certificate: x509.Certificate, now: dt.datetime) -> None:
 
 
 def _read(path: str | os.PathLike[str], what: str) -> bytes:
+    if not isinstance(path, (str, os.PathLike)):
+        raise ConfigurationError(f"the {what} file path must be a str or a path")
+    name = os.fspath(path)
     try:
-        with open(path, "rb") as handle:
+        with open(name, "rb") as handle:
             return handle.read()
     except FileNotFoundError:
         raise ConfigurationError(
-            f"{what} file {os.fspath(path)!r} does not exist",
+            f"{what} file {name!r} does not exist",
             hint="check the path (AZURE_CLIENT_CERTIFICATE_PATH).",
         ) from None
     except IsADirectoryError:
         raise ConfigurationError(
-            f"{what} file {os.fspath(path)!r} is a directory", hint="give the file's path."
+            f"{what} file {name!r} is a directory", hint="give the file's path."
         ) from None
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ConfigurationError(
-            f"{what} file {os.fspath(path)!r} cannot be read: {reason}",
+            f"{what} file {name!r} cannot be read: {reason}",
             hint="check the file's permissions.",
         ) from None
     except (TypeError, ValueError):
-        raise ConfigurationError(f"{what} file path {path!r} is not a valid path") from None
+        raise ConfigurationError(f"{what} file path {name!r} is not a valid path") from None
 
 
 class KeyWithThumbprint:
