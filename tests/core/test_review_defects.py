@@ -337,25 +337,37 @@ async def test_a_scope_that_is_not_a_string_is_an_invalid_scope_error(
                 await provider.get_token(scope)  # type: ignore[arg-type]
 
 
-# -- 11. a provider is bound to its loop, warm path included -------------------------------------
+# -- 11. a provider is bound to its loop (a later asyncio.run: tests/core/test_event_loops.py) --
 
 
-async def test_a_second_event_loop_is_refused_even_on_the_warm_path(
-    make_provider: MakeProvider,
+async def test_a_loop_in_another_thread_gets_cached_tokens_and_nothing_else(
+    emulator: Emulator, app: App, make_provider: MakeProvider
 ) -> None:
     provider = make_provider()
-    await provider.get_token(SCOPE)  # warm now
-    errors: list[BaseException] = []
+    token = await provider.get_token(SCOPE)  # warm now
+    outcomes: list[object] = []
 
     def elsewhere() -> None:
-        try:
-            asyncio.run(provider.get_token(SCOPE))
-        except BaseException as exc:
-            errors.append(exc)
+        async def use() -> None:
+            outcomes.append(await provider.get_token(SCOPE))  # a read of an immutable value
+            for call in (
+                provider.get_token(SCOPE, force_refresh=True),
+                provider.renew_token(SCOPE, rejected=token),
+                provider.get_token(SCOPE, claims='{"access_token": {}}'),
+            ):
+                try:
+                    await call
+                except ProviderClosedError as error:
+                    outcomes.append(error)
+
+        asyncio.run(use())
 
     await asyncio.to_thread(elsewhere)
-    assert len(errors) == 1 and isinstance(errors[0], ProviderClosedError)
-    assert "another event loop" in str(errors[0])
+    assert outcomes[0] is token
+    assert len(outcomes) == 4 and all(
+        isinstance(o, ProviderClosedError) and "another event loop" in str(o) for o in outcomes[1:]
+    )
+    assert token_requests(emulator, app) == 1
     await provider.close()
 
 
