@@ -19,6 +19,7 @@ import functools
 import logging
 import os
 import ssl
+import time
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, cast
@@ -57,6 +58,7 @@ __all__ = ["ProviderOptions", "TokenProvider"]
 
 logger = logging.getLogger("aioentra.provider")
 T = TypeVar("T")
+_monotonic = time.monotonic
 _NOTHING: dict[Any, Any] = {}
 """The warm path's view once the provider's loop has shut down (never written to)."""
 
@@ -122,7 +124,6 @@ class TokenProvider:
         "_loop",
         "_loop_alive",
         "_max_workers",
-        "_monotonic",
         "_owns_session",
         "_refresh",
         "_reloading",
@@ -137,6 +138,12 @@ class TokenProvider:
         "_valid_scopes",
         "_workers",
     )
+
+    def __new__(cls, *args: Any, clock: Clock | None = None, **kwargs: Any) -> TokenProvider:
+        # An injected clock gets the subclass whose warm path reads it; the default warm path
+        # reads time.monotonic as a module global, about 40 ns cheaper than an attribute's.
+        chosen = _ClockedTokenProvider if clock is not None and cls is TokenProvider else cls
+        return super().__new__(chosen)
 
     @raises_cleanly
     def __init__(
@@ -212,7 +219,6 @@ class TokenProvider:
         self._retry = retry or RetryPolicy()
         self._refresh = refresh or RefreshPolicy()
         self._clock: Clock = clock or SystemClock()
-        self._monotonic = self._clock.monotonic
         self._max_workers = max_workers
         self._ca_file = ca_file
         self._ssl_context = ssl_context
@@ -306,7 +312,7 @@ class TokenProvider:
             slot = None  # not hashable: the slow path says what is wrong
         if (
             slot is not None
-            and self._monotonic() < slot.fresh_until
+            and _monotonic() < slot.fresh_until  # a module global: the cheapest call there is
             and claims is None
             and tenant_id is None
             and not force_refresh
@@ -649,6 +655,34 @@ class TokenProvider:
             trust_env=self._trust_env,
         )
         return self._session
+
+
+class _ClockedTokenProvider(TokenProvider):
+    """A :class:`TokenProvider` built with ``clock=``: its warm path reads that clock."""
+
+    __slots__ = ()
+
+    async def get_token(
+        self,
+        scope: str,
+        *,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        force_refresh: bool = False,
+    ) -> AccessToken:
+        try:
+            slot = self._lookup(scope)
+        except TypeError:
+            slot = None
+        if (
+            slot is not None
+            and self._clock.monotonic() < slot.fresh_until
+            and claims is None
+            and tenant_id is None
+            and not force_refresh
+        ):
+            return slot.value
+        return await self._get_token(scope, claims, tenant_id, force_refresh, None)
 
 
 class _Log:
