@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
@@ -321,8 +322,16 @@ def raises_cleanly(func: Callable[P, R]) -> Callable[P, R]:
     after the arguments are dropped, and its cause and context are suppressed.
     """
 
+    signature = inspect.signature(func)
+
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:  # a call that does not fit the signature: Python's own error,
+            message = str(exc)  # which names parameters only
+            del args, kwargs
+            raise TypeError(f"{func.__qualname__}(): {message}") from None
         try:
             return func(*args, **kwargs)
         except AioEntraError as caught:
