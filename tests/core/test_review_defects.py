@@ -652,5 +652,5 @@ async def test_an_echoed_secret_is_masked_in_the_error(
 def test_a_misspelt_keyword_still_reads_like_python() -> None:
     with pytest.raises(TypeError, match="unexpected keyword argument 'max_wokers'"):
         TokenProvider(ClientSecret("s"), tenant_id="t", client_id="c", max_wokers=2)  # type: ignore[call-arg]
-    with pytest.raises(TypeError, match="unexpected keyword argument .pasword."):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'pasword'"):
         Certificate.from_file("app.pfx", pasword="x")  # type: ignore[call-arg]
