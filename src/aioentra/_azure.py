@@ -9,7 +9,7 @@ or one of its ``additionally_allowed_tenants``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from azure.core.credentials import (
     AccessToken as AzureAccessToken,
@@ -22,21 +22,27 @@ from ._errors import ConfigurationError, InvalidScopeError
 if TYPE_CHECKING:
     from types import TracebackType
 
-    from ._provider import TokenProvider
     from ._token import AccessToken
+
+
+class _Source(Protocol):
+    async def get_token(
+        self, scope: str, *, claims: str | None = None, tenant_id: str | None = None
+    ) -> AccessToken: ...
 
 __all__ = ["AzureCredential"]
 
 
 class AzureCredential:
-    """Hands a :class:`~aioentra.TokenProvider`'s tokens to async Azure SDK clients.
+    """Hands the tokens of a :class:`~aioentra.TokenProvider` (or a
+    :class:`~aioentra.ManagedIdentityProvider`) to async Azure SDK clients.
 
     >>> client = SecretClient(vault_url, provider.as_azure_credential())  # doctest: +SKIP
 
     Closing it does not close the provider, which may serve other clients.
     """
 
-    def __init__(self, provider: TokenProvider) -> None:
+    def __init__(self, provider: _Source) -> None:
         self._provider = provider
 
     async def get_token(
