@@ -45,6 +45,9 @@ if TYPE_CHECKING:
         TenantNotFoundError as TenantNotFoundError,
         ThrottledError as ThrottledError,
     )
+    from ._managed_identity import (
+        ManagedIdentityProvider as ManagedIdentityProvider,
+    )
     from ._policy import (
         RefreshPolicy as RefreshPolicy,
         RetryPolicy as RetryPolicy,
@@ -97,6 +100,7 @@ _LAZY: dict[str, str] = {
         ),
         "._errors",
     ),
+    "ManagedIdentityProvider": "._managed_identity",
     **dict.fromkeys(("RefreshPolicy", "RetryPolicy"), "._policy"),
     **dict.fromkeys(("ProviderOptions", "TokenProvider"), "._provider"),
     "AccessToken": "._token",

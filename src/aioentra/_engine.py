@@ -21,8 +21,8 @@ import inspect
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Iterator, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from typing import Any, TypeVar
 
 import msal
 
@@ -42,22 +42,23 @@ from ._transport import PLACEHOLDER_SECRET, LoopTransport
 from ._workers import WorkerPool
 from .credentials import AssertionContext, Credential, Proof
 
-__all__ = ["MsalEngine"]
+__all__ = ["MsalEngine", "NoThrottleCache", "NoTokenCache", "run_in_worker", "with_retries"]
 
 logger = logging.getLogger("aioentra.provider")
+T = TypeVar("T")
 
 MAX_TENANT_APPS = 64
 """msal applications kept (one per tenant); an evicted tenant's next request rediscovers it."""
 
 
-class _AccessTokensNotKept(msal.TokenCache):  # type: ignore[misc]
+class NoTokenCache(msal.TokenCache):  # type: ignore[misc]
     """An msal token cache that keeps nothing: the provider's cache is the only one."""
 
     def add(self, event: Any, now: Any = None) -> None:
         return None
 
 
-class _NoStore(MutableMapping[str, Any]):
+class NoThrottleCache(MutableMapping[str, Any]):
     """A mapping that forgets every write: turns off msal's HTTP throttle cache."""
 
     def __getitem__(self, key: str) -> Any:
@@ -116,47 +117,24 @@ class MsalEngine:
     ) -> TokenResponse:
         """One token request with retries, ended by ``deadline`` (loop time) at the latest:
         waiting for a worker thread, discovery, every attempt and every wait included."""
-        policy = self._policy
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await self._attempt(scope, claims, tenant, deadline)
-            except AioEntraError as error:
-                retry_after = error.retry_after
-                wait = policy.backoff(attempt) if retry_after is None else retry_after
-                if (
-                    not error.retryable
-                    or attempt >= policy.max_attempts
-                    or wait >= deadline - self._loop.time()
-                    or (retry_after is not None and retry_after > policy.max_retry_after)
-                ):
-                    raise
-                logger.debug(
-                    "retrying the token request for %s in %.2fs after attempt %d: %s",
-                    scope,
-                    wait,
-                    attempt,
-                    error.message,
-                )
-            await asyncio.sleep(wait)
+        return await with_retries(
+            lambda: self._attempt(scope, claims, tenant, deadline),
+            policy=self._policy,
+            loop=self._loop,
+            deadline=deadline,
+            what=scope,
+        )
 
     async def _attempt(
         self, scope: str, claims: str | None, tenant: str | None, deadline: float
     ) -> TokenResponse:
-        remaining = deadline - self._loop.time()
-        if remaining <= 0:
-            raise _timed_out(self._policy.total_timeout)
-        future = self._workers.submit(
-            lambda: self._acquire_blocking(scope, claims, tenant, deadline)
+        return await run_in_worker(
+            self._workers,
+            lambda: self._acquire_blocking(scope, claims, tenant, deadline),
+            loop=self._loop,
+            deadline=deadline,
+            total=self._policy.total_timeout,
         )
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), remaining)
-        except asyncio.TimeoutError:
-            # Still queued: cancelled. Running: its HTTP and credential calls end by the
-            # deadline on their own, and nobody waits for the result.
-            future.cancel()
-            raise _timed_out(self._policy.total_timeout) from None
 
     # -- worker thread side -------------------------------------------------------------------
 
@@ -219,8 +197,8 @@ class MsalEngine:
             client_credential=PLACEHOLDER_SECRET,
             authority=_https(self._authority.with_tenant(tenant).url),
             http_client=self._transport,
-            token_cache=_AccessTokensNotKept(),
-            http_cache=_NoStore(),
+            token_cache=NoTokenCache(),
+            http_cache=NoThrottleCache(),
             instance_discovery=False,
             client_capabilities=self._capabilities,
             app_name="aioentra",
@@ -254,6 +232,66 @@ class MsalEngine:
                 "(or an awaitable of one), with a non-empty value.",
             )
         return value
+
+
+async def with_retries(
+    attempt: Callable[[], Awaitable[T]],
+    *,
+    policy: RetryPolicy,
+    loop: asyncio.AbstractEventLoop,
+    deadline: float,
+    what: str,
+) -> T:
+    """``attempt()`` until it succeeds, fails for good, or the policy or deadline ends it.
+
+    A retryable error is tried again after the policy's backoff, or the server's
+    ``Retry-After`` when it fits; the wait happens here, on the loop, never in a thread.
+    """
+    number = 0
+    while True:
+        number += 1
+        try:
+            return await attempt()
+        except AioEntraError as error:
+            retry_after = error.retry_after
+            wait = policy.backoff(number) if retry_after is None else retry_after
+            if (
+                not error.retryable
+                or number >= policy.max_attempts
+                or wait >= deadline - loop.time()
+                or (retry_after is not None and retry_after > policy.max_retry_after)
+            ):
+                raise
+            logger.debug(
+                "retrying the token request for %s in %.2fs after attempt %d: %s",
+                what,
+                wait,
+                number,
+                error.message,
+            )
+        await asyncio.sleep(wait)
+
+
+async def run_in_worker(
+    workers: WorkerPool,
+    call: Callable[[], T],
+    *,
+    loop: asyncio.AbstractEventLoop,
+    deadline: float,
+    total: float,
+) -> T:
+    """``call()`` in a worker thread, waited for until ``deadline`` (loop time) at the latest."""
+    remaining = deadline - loop.time()
+    if remaining <= 0:
+        raise _timed_out(total)
+    future = workers.submit(call)
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(future), remaining)
+    except asyncio.TimeoutError:
+        # Still queued: cancelled. Running: its HTTP and credential calls end by the deadline
+        # on their own, and nobody waits for the result.
+        future.cancel()
+        raise _timed_out(total) from None
 
 
 def _timed_out(total: float) -> IdentityProviderUnavailableError:

@@ -221,5 +221,4 @@ async def test_an_appsettings_managed_identity_assertion_closes_its_session(
         results = await asyncio.gather(*(provider.get_token(SCOPE) for _ in range(20)))
         assert len({r.token for r in results}) == 1
     assert emulator.requests.count(endpoint="managed_identity", client_id=identity.client_id) == 1
-    session = getattr(provider.credential, "_credential", None)
-    assert session is None  # the managed identity credential was closed and dropped
+    assert getattr(provider.credential, "_provider", None) is None  # closed and dropped

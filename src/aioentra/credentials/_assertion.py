@@ -22,6 +22,8 @@ from ._base import AssertionContext, Proof, ProofKind, ReloadReason
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
 
+    from .._managed_identity import ManagedIdentityProvider
+
 __all__ = ["ClientAssertion", "ManagedIdentityAssertion"]
 
 AssertionFunc = Callable[..., "str | Awaitable[str]"]
@@ -166,11 +168,12 @@ class ManagedIdentityAssertion:
     """A client assertion signed by a managed identity (federated identity credential).
 
     The managed identity gets a token for ``api://AzureADTokenExchange``, which the app
-    registration trusts through a federated credential; no secret is stored. ``credential``
-    defaults to azure-identity's async ``ManagedIdentityCredential``, which this object then
-    owns and closes. Tokens are fetched single-flight (any number of concurrent token requests
-    cause one managed-identity request) and reused while more than five minutes of their
-    lifetime remain.
+    registration trusts through a federated credential; no secret is stored. The token comes
+    from a :class:`~aioentra.ManagedIdentityProvider` (for ``client_id``, or the
+    system-assigned identity), which this object creates, owns and closes: single-flight,
+    refreshed ahead, reused while more than five minutes of its lifetime remain. Pass
+    ``credential=`` (any azure-core ``AsyncTokenCredential``) to get the token elsewhere; it is
+    then cached the same way and never closed here.
     """
 
     proof_kinds = _ASSERTION_KINDS
@@ -185,33 +188,44 @@ class ManagedIdentityAssertion:
     ) -> None:
         self._client_id = client_id
         self._credential = credential
-        self._owns_credential = credential is None
         self._scope = scope
         self._clock: Clock = clock or SystemClock()
         self._policy = RefreshPolicy(expiry_margin=300.0)
+        self._provider: ManagedIdentityProvider | None = None
         self._flight = self._new_flight()
+        self._stale = False
 
     def _new_flight(self) -> Flight[str, str]:
         return Flight(self._fetch, policy=self._policy, clock=self._clock)
 
-    def _get_credential(self) -> AsyncTokenCredential:
-        if self._credential is None:
-            from azure.identity.aio import ManagedIdentityCredential
+    def _get_provider(self) -> ManagedIdentityProvider:
+        if self._provider is None:
+            from .._managed_identity import ManagedIdentityProvider
 
-            self._credential = ManagedIdentityCredential(client_id=self._client_id)
-        return self._credential
+            self._provider = ManagedIdentityProvider(
+                client_id=self._client_id, refresh=self._policy, clock=self._clock
+            )
+        return self._provider
 
     async def get_proof(self, context: AssertionContext) -> Proof:
+        force, self._stale = self._stale, False
         try:
+            if self._credential is None:
+                token = await self._get_provider().get_token(self._scope, force_refresh=force)
+                return Proof.assertion(token.token)
+            if force:
+                self._flight.discard(self._scope)
             return Proof.assertion(await self._flight.get(self._scope))
         except AioEntraError as exc:
             raise fresh(exc) from None
 
     async def _fetch(self, scope: str) -> Fetched[str]:
+        """A token from ``credential=`` (the default source caches for itself)."""
         clock = self._clock
         started, wall = clock.monotonic(), clock.time()
+        assert self._credential is not None
         try:
-            token = await self._get_credential().get_token(scope)
+            token = await self._credential.get_token(scope)
             value, expires_on = token.token, token.expires_on
             del token  # no frame of a raised error holds the token
         except AioEntraError as exc:
@@ -237,17 +251,18 @@ class ManagedIdentityAssertion:
         return Fetched(value, started + refresh_after, started + usable_for)
 
     async def reload(self, reason: ReloadReason) -> bool:
-        """Forget the cached managed-identity token (the token endpoint refused it)."""
-        return self._flight.peek(self._scope) is not None and self._flight.discard(self._scope)
+        """The token endpoint refused the assertion: the next one is a new token."""
+        self._stale = True
+        return True
 
     async def close(self) -> None:
-        """Stop a fetch in flight and close the managed identity credential if this object
-        created it. The object can be used again afterwards."""
+        """Close the managed identity provider this object made (a ``credential=`` is its
+        owner's). The object can be used again afterwards."""
         flight, self._flight = self._flight, self._new_flight()
         await flight.close()
-        if self._owns_credential and self._credential is not None:
-            credential, self._credential = self._credential, None
-            await credential.close()
+        provider, self._provider = self._provider, None
+        if provider is not None:
+            await provider.close()
 
     def __repr__(self) -> str:
         return (
