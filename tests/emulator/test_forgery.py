@@ -132,8 +132,12 @@ async def test_vault_refuses_a_list_audience(forge_emu: Emulator) -> None:
     app = forge_emu.add_app("vault-reader")
     forge_emu.vault.grant(app, ["get"])
     forge_emu.vault.set_secret("s", "v")
-    token = forge_emu.issue_token(
-        app, "https://vault.azure.net", claims={"aud": ["https://vault.azure.net"]}
+    token, _ = forge_emu.issue_access_token(
+        tenant_id=forge_emu.tenant_id,
+        client_id=app.client_id,
+        object_id=app.object_id,
+        resource="https://vault.azure.net",
+        claims={"aud": ["https://vault.azure.net"]},
     )
     async with (
         aiohttp.ClientSession() as session,

@@ -10,9 +10,11 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from aioentra.emulator._kv_auth import AccessPolicies, Caller, authenticate, challenge_header
-from aioentra.emulator._kv_wire import KeyVaultError
 from aioentra.emulator._state import EmulatorState
+from aioentra.emulator.identity import TokenMinter
+from aioentra.emulator.keyvault._auth import Caller, authenticate, challenge_header
+from aioentra.emulator.keyvault._errors import KeyVaultError
+from aioentra.emulator.keyvault._policies import AccessPolicies
 
 BASE = "https://localhost:8443"
 
@@ -52,10 +54,11 @@ def _error(state: EmulatorState, header: str | None, tenant_id: str) -> KeyVault
 
 
 def _token(state: EmulatorState, tenant_id: str, resource: str = "https://vault.azure.net") -> str:
-    token, _ = state.issue_access_token(
-        tenant_id=tenant_id, client_id="c1", object_id="o1", resource=resource
+    return (
+        TokenMinter(state)
+        .mint(tenant_id=tenant_id, client_id="c1", object_id="o1", resource=resource)
+        .token
     )
-    return token
 
 
 def test_challenge_header_names_tenant_and_resource() -> None:
@@ -102,12 +105,16 @@ def test_foreign_signature_is_akv10046(state: EmulatorState) -> None:
 
 def test_expired_token(state: EmulatorState) -> None:
     tenant = state.add_tenant()
-    token, _ = state.issue_access_token(
-        tenant_id=tenant.tenant_id,
-        client_id="c1",
-        object_id="o1",
-        resource="https://vault.azure.net",
-        claims={"exp": int(time.time()) - 3600},
+    token = (
+        TokenMinter(state)
+        .mint(
+            tenant_id=tenant.tenant_id,
+            client_id="c1",
+            object_id="o1",
+            resource="https://vault.azure.net",
+            claims={"exp": int(time.time()) - 3600},
+        )
+        .token
     )
     error = _error(state, f"Bearer {token}", tenant.tenant_id)
     assert (error.status, error.message) == (
@@ -127,7 +134,7 @@ def test_access_policies() -> None:
     policies = AccessPolicies()
     caller = Caller(object_id=str(uuid.uuid4()), app_id="a", issuer="i", tenant_id="t")
     with pytest.raises(KeyVaultError) as excinfo:
-        policies.check(caller, "get", vault_name="localhost", location="local")
+        policies.check(caller, "secrets", "get", vault_name="localhost", location="local")
     error = excinfo.value
     assert (error.status, error.code, error.inner_code) == (403, "Forbidden", "AccessDenied")
     assert error.message == (
@@ -135,14 +142,34 @@ def test_access_policies() -> None:
         "secrets get permission on key vault 'localhost;location=local'. For help resolving "
         "this issue, please see https://go.microsoft.com/fwlink/?linkid=2125287"
     )
-    policies.grant(caller.object_id.upper(), ["Get"])
-    policies.check(caller, "get", vault_name="v", location="l")
+    policies.grant(caller.object_id.upper(), "secrets", ["Get"])
+    policies.check(caller, "secrets", "get", vault_name="v", location="l")
     with pytest.raises(KeyVaultError):
-        policies.check(caller, "list", vault_name="v", location="l")
-    assert policies.grant(caller.object_id, ["all"]) >= {"list", "purge"}
-    policies.revoke(caller.object_id, ["purge"])
+        policies.check(caller, "secrets", "list", vault_name="v", location="l")
+    assert policies.grant(caller.object_id, "secrets", ["all"]) >= {"list", "purge"}
+    policies.revoke(caller.object_id, "secrets", ["purge"])
     assert "purge" not in policies.permissions(caller.object_id)
-    policies.revoke(caller.object_id)
+    policies.remove(caller.object_id)
     assert policies.permissions(caller.object_id) == frozenset()
-    with pytest.raises(ValueError, match="Unknown secret permission"):
-        policies.grant(caller.object_id, ["encrypt"])
+    with pytest.raises(ValueError, match="Unknown secrets permission"):
+        policies.grant(caller.object_id, "secrets", ["encrypt"])
+
+
+def test_access_policy_kinds_are_independent() -> None:
+    policies = AccessPolicies()
+    caller = Caller(object_id=str(uuid.uuid4()), app_id="a", issuer="i", tenant_id="t")
+    assert policies.grant(caller.object_id, "keys", ["Get", "SIGN", "unwrapKey"]) == {
+        "get",
+        "sign",
+        "unwrapkey",
+    }
+    policies.check(caller, "keys", "sign", vault_name="v", location="l")
+    for kind in ("secrets", "certificates"):
+        with pytest.raises(KeyVaultError) as excinfo:
+            policies.check(caller, kind, "get", vault_name="v", location="l")  # type: ignore[arg-type]
+        assert f"does not have {kind} get permission" in excinfo.value.message
+    assert policies.grant(caller.object_id, "certificates", ["all"]) >= {"get", "managecontacts"}
+    with pytest.raises(ValueError, match="Unknown keys permission"):
+        policies.grant(caller.object_id, "keys", ["set"])
+    with pytest.raises(TypeError, match="as a list"):
+        policies.grant(caller.object_id, "keys", "sign")

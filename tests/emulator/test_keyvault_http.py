@@ -11,8 +11,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from aioentra.emulator import Emulator
-from aioentra.emulator._faults import Fault
+from aioentra.emulator import Emulator, Fault
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +26,7 @@ async def http(emu: Emulator) -> AsyncIterator[aiohttp.ClientSession]:
 
 
 def _vault_token(emu: Emulator, principal: Any, resource: str = "https://vault.azure.net") -> str:
-    token, _ = emu.state.issue_access_token(
+    token, _ = emu.issue_access_token(
         tenant_id=emu.tenant_id,
         client_id=principal.client_id,
         object_id=principal.object_id,
@@ -107,7 +106,7 @@ async def test_token_from_another_issuer_is_401(emu: Emulator, http: aiohttp.Cli
 async def test_expired_token_is_401(emu: Emulator, http: aiohttp.ClientSession) -> None:
     app = emu.add_app("late")
     emu.vault.grant(app, ["get"])
-    token, _ = emu.state.issue_access_token(
+    token, _ = emu.issue_access_token(
         tenant_id=emu.tenant_id,
         client_id=app.client_id,
         object_id=app.object_id,

@@ -9,15 +9,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from aioentra.emulator._kv_cert import PEM, PKCS12, VaultCertificate
-from aioentra.emulator._kv_store import (
+from aioentra.emulator.keyvault._errors import KeyVaultError
+from aioentra.emulator.keyvault._material import PEM, PKCS12, VaultCertificate
+from aioentra.emulator.keyvault._store import (
     SecretConflictError,
     SecretNameError,
     SecretNotFoundError,
     SecretStore,
 )
-from aioentra.emulator._kv_wire import (
-    KeyVaultError,
+from aioentra.emulator.keyvault._wire import (
     deleted_secret_bundle,
     page_body,
     parse_attributes_update,

@@ -13,8 +13,7 @@ from azure.core.exceptions import ClientAuthenticationError
 from azure.identity.aio import ClientAssertionCredential, ManagedIdentityCredential
 from azure.keyvault.secrets.aio import SecretClient
 
-from aioentra.emulator import Emulator
-from aioentra.emulator._faults import Fault
+from aioentra.emulator import Emulator, Fault
 
 pytestmark = pytest.mark.anyio
 
@@ -194,3 +193,21 @@ async def test_managed_identity_as_federated_credential(emu: Emulator) -> None:
     )
     async with credential, client:
         assert (await client.get_secret("federated")).value == "ok"
+
+
+async def test_a_410_fault_answers_in_app_service_shape(
+    emu: Emulator, http: aiohttp.ClientSession
+) -> None:
+    user = emu.managed_identity.add_identity(name="updating")
+    emu.faults.add(Fault("managed_identity", "status", status=410, client_id=user.client_id))
+    status, body = await _token_request(http, emu, client_id=user.client_id)
+    assert status == 410
+    assert set(body) == {"statusCode", "message", "correlationId"}
+    assert body["statusCode"] == 410
+    status, _ = await _token_request(http, emu)  # the fault was for the user-assigned identity
+    assert status == 200
+    status, _ = await _token_request(http, emu, client_id=user.client_id)
+    assert status == 200
+    system = emu.managed_identity.system_assigned
+    assert emu.requests.count("managed_identity", client_id=user.client_id) == 2
+    assert emu.requests.count("managed_identity", client_id=system.client_id) == 1

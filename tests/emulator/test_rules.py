@@ -6,11 +6,11 @@ import base64
 
 import pytest
 
-from aioentra.emulator._assertion import audience_matches
 from aioentra.emulator._errors import EntraError, error_body
 from aioentra.emulator._http import basic_credentials
-from aioentra.emulator._scopes import resource_of_scope
 from aioentra.emulator._state import EmulatorState
+from aioentra.emulator.identity._assertion import audience_matches
+from aioentra.emulator.identity._scopes import resource_of_scope
 
 
 @pytest.mark.parametrize(

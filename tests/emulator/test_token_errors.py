@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from aioentra.emulator import CertificateMaterial, Emulator
+from aioentra.emulator import App, CertificateMaterial, Emulator
 
 from .helpers import make_assertion, post_token, secret_form
 
@@ -325,15 +325,25 @@ async def test_replayed_jti_accepted_by_default_and_rejected_when_opted_in(emu: 
     await expect(emu, assertion_form(app.client_id, fresh), 401, "invalid_client", 50012)
 
 
+def _exchange_token(emu: Emulator, identity: App) -> str:
+    token, _ = emu.issue_access_token(
+        tenant_id=identity.tenant_id,
+        client_id=identity.client_id,
+        object_id=identity.object_id,
+        resource="api://AzureADTokenExchange",
+    )
+    return token
+
+
 async def test_federated_credential_with_emulator_issued_token(emu: Emulator) -> None:
     identity = emu.add_app("workload", secret=False)
     app = emu.add_app("federated", secret=False)
     emu.add_federated_credential(app, issuer=emu.issuer(), subject=identity.object_id)
-    exchange = emu.issue_token(identity, "api://AzureADTokenExchange")
+    exchange = _exchange_token(emu, identity)
     status, body, _ = await post_token(emu, assertion_form(app.client_id, exchange))
     assert status == 200, body
     assert emu.verify_access_token(str(body["access_token"]))["azpacr"] == "2"
     assert emu.requests.records[-1].auth_method == "federated"
     # a subject the app does not trust
-    other = emu.issue_token(emu.add_app("other", secret=False), "api://AzureADTokenExchange")
+    other = _exchange_token(emu, emu.add_app("other", secret=False))
     await expect(emu, assertion_form(app.client_id, other), 400, "invalid_request", 70021)

@@ -98,13 +98,23 @@ async def test_issue_and_verify_tokens_directly(emu: Emulator) -> None:
     api = emu.add_api("api://reports", ["Reports.Read"])
     app = emu.add_app()
     emu.grant(app, api, ["Reports.Read"])
-    claims = emu.verify_access_token(emu.issue_token(app, "api://reports"))
+    ids = {"tenant_id": emu.tenant_id, "client_id": app.client_id, "object_id": app.object_id}
+    token, expires_on = emu.issue_access_token(
+        **ids, resource="api://reports/.default", roles=["Reports.Read"]
+    )
+    claims = emu.verify_access_token(token)
     assert claims["aud"] == api.app_id
     assert claims["roles"] == ["Reports.Read"]
-    custom = emu.verify_access_token(emu.issue_token(app.client_id, "https://other", roles=["X"]))
-    assert custom["aud"] == "https://other"
-    assert custom["roles"] == ["X"]
-    expired = emu.issue_token(app, api, claims={"exp": int(time.time()) - 3600})
+    assert (claims["exp"], claims["azpacr"]) == (expires_on, "1")
+    assert expires_on - claims["iat"] == emu.token_lifetime
+    custom, _ = emu.issue_access_token(**ids, resource="https://other", azpacr="2", lifetime=600)
+    custom_claims = emu.verify_access_token(custom)
+    assert (custom_claims["aud"], custom_claims["azpacr"]) == ("https://other", "2")
+    assert custom_claims["exp"] - custom_claims["iat"] == 600
+    assert "roles" not in custom_claims
+    expired, _ = emu.issue_access_token(
+        **ids, resource=api.identifier_uri, claims={"exp": int(time.time()) - 3600}
+    )
     with pytest.raises(InvalidTokenError, match="expired"):
         emu.verify_access_token(expired)
     forged = jwt.encode({"tid": emu.tenant_id}, "k" * 32, algorithm="HS256")

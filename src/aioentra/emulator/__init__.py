@@ -2,7 +2,9 @@
 
 The :class:`Emulator` serves the Entra v2.0 endpoints (OIDC discovery, JWKS, instance discovery and
 the client-credentials token endpoint) over HTTPS on loopback, so that unmodified ``msal`` and
-``azure-identity`` clients get real, verifiable tokens offline::
+``azure-identity`` clients get real, verifiable tokens offline. It also serves a Key Vault
+(:mod:`.keyvault`: secrets, certificates, their keys) and a managed-identity host
+(:mod:`.identity`: the App Service and IMDS endpoints)::
 
     from aioentra.emulator import Emulator
 
@@ -17,12 +19,11 @@ from ._certs import CertificateMaterial
 from ._config import EmulatorConfig
 from ._emulator import Emulator
 from ._faults import Fault
-from ._keyvault import KeyVault
-from ._kv_store import SecretVersion
-from ._managed_identity import ManagedIdentity, ManagedIdentityServer
 from ._model import Api, App, Tenant
 from ._requestlog import RequestLog, RequestRecord
 from ._state import InvalidTokenError
+from .identity import ManagedIdentity, ManagedIdentityServer
+from .keyvault import KeyVault, SecretVersion
 
 __all__ = [
     "Api",

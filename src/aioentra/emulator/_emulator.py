@@ -23,25 +23,29 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from . import _keyvault
-from ._certs import CertificateAuthority, CertificateMaterial
+from ._app_credentials import AppCredentials
+from ._certs import CertificateAuthority
 from ._config import EmulatorConfig
-from ._discovery import add_discovery_routes
+from ._fallback import not_served_middleware
 from ._faults import FaultPlan
 from ._http import STATE, observe_middleware
-from ._managed_identity import ManagedIdentityServer
-from ._model import TOKEN_EXCHANGE_AUDIENCE, Api, App, FederatedCredential, Tenant
+from ._model import Api, App, Tenant
 from ._net import bind_loopback, run_in_thread
+from ._registration import register_config
 from ._requestlog import RequestLog
 from ._state import EmulatorState, validate_token_lifetime
-from ._token_endpoint import add_token_routes
+from .identity import ManagedIdentityServer, TokenMinter
+from .identity._discovery import add_discovery_routes
+from .identity._minting import MINTER
+from .identity._token_endpoint import add_token_routes
+from .keyvault import KeyVault, is_vault_path, vault_for
 
 __all__ = ["Emulator"]
 
 DEFAULT_DOMAIN = "contoso.onmicrosoft.com"
 
 
-class Emulator:
+class Emulator(AppCredentials):
     """A local Entra ID (identity platform v2.0) for tests and local development.
 
     >>> async with Emulator() as emu:                                    # doctest: +SKIP
@@ -73,11 +77,18 @@ class Emulator:
         )
         self.faults = FaultPlan()
         self.requests = RequestLog()
+        self._minter = TokenMinter(self.state)
         #: The Key Vault data plane, served at :attr:`base_url`; usable before ``start()``.
-        self.vault: _keyvault.KeyVault = _keyvault.vault_for(self)
-        #: The managed-identity endpoint (plain http on 127.0.0.1); identities can be added
-        #: before ``start()``.
-        self.managed_identity = ManagedIdentityServer(self)
+        self.vault: KeyVault = vault_for(self)
+        #: The managed-identity host (plain http on 127.0.0.1: App Service and IMDS forms);
+        #: identities can be added before ``start()``.
+        self.managed_identity = ManagedIdentityServer(
+            register=self._register_identity,
+            issue=lambda app, resource, claims: self._minter.for_identity(
+                app, resource, claims=claims
+            ),
+            middlewares=self.middlewares_for,
+        )
         self._port = port if port is not None else (cfg.port or 0)
         self._names = tuple(subject_alt_names)
         self.state.server_names = frozenset(name.lower() for name in self._names)
@@ -89,7 +100,7 @@ class Emulator:
         self._tmp: str | None = None
         self._ca: CertificateAuthority | None = None
         self._server_context: ssl.SSLContext | None = None
-        self._register(cfg)
+        register_config(self, cfg)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> Emulator:
@@ -231,40 +242,6 @@ class Emulator:
         """Unregister ``api`` and the grants on it (its identifier URI can be reused)."""
         self.state.remove_api(api)
 
-    def add_secret(
-        self, app: App | str, value: str | None = None, *, expires_at: datetime | None = None
-    ) -> str:
-        """Register a client secret (generated when ``value`` is None) and return its value."""
-        import secrets
-
-        secret = value if value is not None else secrets.token_urlsafe(30)
-        self.state.add_secret(self._app(app), secret, expires_at)
-        return secret
-
-    def add_certificate(
-        self, app: App | str, certificate: CertificateMaterial | bytes | None = None
-    ) -> CertificateMaterial:
-        """Register a certificate credential: generated (RSA-2048) when ``None``, or a PEM
-        certificate.
-        """
-        target = self._app(app)
-        if certificate is None:
-            material = CertificateMaterial.generate(target.name)
-        elif isinstance(certificate, bytes):
-            material = CertificateMaterial.from_pem_bundle(certificate)
-        else:
-            material = certificate
-        self.state.add_certificate(target, material)
-        return material
-
-    def add_federated_credential(
-        self, app: App | str, *, issuer: str, subject: str, audience: str = TOKEN_EXCHANGE_AUDIENCE
-    ) -> FederatedCredential:
-        """Trust assertions with this ``iss``/``sub``/``aud`` signed by the emulator's own key."""
-        credential = FederatedCredential(issuer, subject, audience)
-        self.state.add_federated_credential(self._app(app), credential)
-        return credential
-
     def consent(self, app: App | str, tenant: str) -> None:
         """Admin consent of a multi-tenant ``app`` in another ``tenant`` (a service principal
         there), so that it gets tokens from that tenant too. The app keeps its object id."""
@@ -298,42 +275,49 @@ class Emulator:
     ) -> App | None:
         return self.state.find_identity(client_id=client_id, object_id=object_id)
 
+    def _register_identity(self, name: str, client_id: str | None, object_id: str | None) -> App:
+        """The directory app of a new managed identity, in the default tenant."""
+        if object_id is not None and self.state.find_identity(object_id=object_id) is not None:
+            raise ValueError(f"object id {object_id} already exists")
+        app = self.state.add_app(name, tenant_id=self.tenant_id, client_id=client_id)
+        if object_id is not None:
+            app.object_id = object_id.lower()
+        return app
+
     # -- tokens -------------------------------------------------------------------------------
-    def issue_token(
+    def issue_access_token(
         self,
-        app: App | str,
-        resource: Api | str,
         *,
-        roles: Sequence[str] | None = None,
+        tenant_id: str,
+        client_id: str,
+        object_id: str,
+        resource: str,
+        roles: Sequence[str] = (),
+        azpacr: str = "1",
         claims: Mapping[str, Any] | None = None,
         lifetime: int | None = None,
-    ) -> str:
-        """Mint an access token for ``app`` directly, as the token endpoint would (for API tests).
+    ) -> tuple[str, int]:
+        """Mint an access token without HTTP, as the token endpoint would; ``(token,
+        expires_on)``.
 
-        ``resource`` is an :class:`Api`, an identifier URI or app id (``/.default`` optional), or
-        any other string used verbatim as the audience. ``roles`` defaults to the granted roles.
+        The one public way to mint: the token endpoint and the managed-identity endpoints use
+        the same minter. ``resource`` is a registered API (identifier URI or app id,
+        ``/.default`` optional) whose audience is used, or any other string used verbatim as
+        ``aud``; ``roles`` are put in as given (the token endpoint puts the granted ones);
+        ``claims`` adds or overrides claims; ``lifetime`` defaults to :attr:`token_lifetime`.
+        ``expires_on`` is Unix seconds.
         """
-        target = self._app(app)
-        api = resource if isinstance(resource, Api) else None
-        if api is None:
-            with contextlib.suppress(KeyError):
-                api = self._api(resource, target.tenant_id)
-        if roles is None:
-            roles = sorted(self.state.granted_roles(target.client_id, api) or ()) if api else ()
-        token, _ = self.state.issue_access_token(
-            tenant_id=target.tenant_id,
-            client_id=target.client_id,
-            object_id=target.object_id,
-            resource=api.identifier_uri if api else str(resource),
+        minted = self._minter.mint(
+            tenant_id=tenant_id,
+            client_id=client_id,
+            object_id=object_id,
+            resource=resource,
             roles=roles,
+            azpacr=azpacr,
             claims=claims,
             lifetime=lifetime,
         )
-        return token
-
-    def issue_access_token(self, **kwargs: Any) -> tuple[str, int]:
-        """See :meth:`EmulatorState.issue_access_token`."""
-        return self.state.issue_access_token(**kwargs)
+        return minted.token, minted.expires_on
 
     def verify_access_token(self, token: str) -> dict[str, Any]:
         """See :meth:`EmulatorState.verify_access_token` (raises ``InvalidTokenError``)."""
@@ -346,58 +330,30 @@ class Emulator:
         """The JWKS document served at ``/{tenant}/discovery/v2.0/keys``."""
         return {"keys": [self.state.signer.jwk(self.issuer(tenant_id))]}
 
-    # -- configuration file -------------------------------------------------------------------
-    def _register(self, cfg: EmulatorConfig) -> None:
-        for tenant in cfg.tenants:
-            self.add_tenant(tenant.tenant_id, tenant.domain)
-        for api in cfg.apis:
-            self.add_api(
-                api.identifier_uri,
-                api.roles,
-                tenant=api.tenant,
-                name=api.name,
-                app_id=api.app_id,
-                assignment_required=api.assignment_required,
-            )
-        by_name: dict[str, App] = {}
-        for spec in cfg.apps:
-            app = self.add_app(
-                spec.name, secret=False, tenant=spec.tenant, client_id=spec.client_id
-            )
-            by_name[spec.name] = app
-            for secret in spec.secrets:
-                self.add_secret(app, secret.value, expires_at=secret.expires_at)
-            for path in spec.certificates:
-                self.add_certificate(app, path.read_bytes())
-            for fic in spec.federated_credentials:
-                self.add_federated_credential(
-                    app, issuer=fic.issuer, subject=fic.subject, audience=fic.audience
-                )
-        for grant in cfg.grants:
-            grantee = by_name.get(grant.app) or self._app(grant.app)
-            named = next(
-                (
-                    a
-                    for a in self.state.apis.values()
-                    if a.tenant_id == grantee.tenant_id and a.name == grant.api
-                ),
-                None,
-            )
-            self.grant(grantee, named or grant.api, grant.roles)
-
     # -- lifecycle ----------------------------------------------------------------------------
     def middlewares_for(self, endpoint: str) -> list[Middleware]:
-        """Request-log and fault middlewares for another aiohttp app serving ``endpoint``."""
+        """Request-log, fault and JSON-404 middlewares for another aiohttp app serving
+        ``endpoint``."""
         return [
-            observe_middleware(self.state, self.requests, self.faults, default_endpoint=endpoint)
+            observe_middleware(self.state, self.requests, self.faults, default_endpoint=endpoint),
+            not_served_middleware(),
         ]
 
+    def _not_served(self, request: web.Request, status: int) -> web.StreamResponse | None:
+        if is_vault_path(request.path):
+            return self.vault.error_response(status, request.method, request.path)
+        return None  # the Entra-shaped default
+
     def _build_app(self) -> web.Application:
-        app = web.Application(middlewares=self.middlewares_for("keyvault"))
+        observe = observe_middleware(
+            self.state, self.requests, self.faults, default_endpoint="keyvault"
+        )
+        app = web.Application(middlewares=[observe, not_served_middleware(self._not_served)])
         app[STATE] = self.state
+        app[MINTER] = self._minter
         add_discovery_routes(app)
         add_token_routes(app)
-        _keyvault.add_routes(app, self)
+        app.router.add_routes(self.vault.routes())
         return app
 
     async def start(self) -> None:

@@ -16,9 +16,11 @@ load balancer would
 (``Retry-After`` if set): a scripted answer, e.g. a success response with a
 malformed field
 
-The non-latency kinds also wait ``delay`` seconds first. Key Vault endpoints answer errors in the
-Key Vault shape ``{"error": {"code": ..., "message": ...}}``; the identity endpoints
-in Entra's shape.
+The non-latency kinds also wait ``delay`` seconds first. Error bodies take the shape of the service
+the endpoint plays: Key Vault's ``{"error": {"code": ..., "message": ...}}``; IMDS's ``{"error",
+"error_description"}`` and App Service's ``{"statusCode", "message", "correlationId"}`` on the
+managed-identity endpoint; Entra's on the identity endpoints. A ``status`` fault of 410 is IMDS's
+"updating" answer (azure-identity retries it for at least 70 s).
 """
 
 from __future__ import annotations
@@ -146,11 +148,18 @@ def _retry_after(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def _error_json(endpoint: str, status: int, message: str, correlation_id: str | None) -> object:
+def _error_json(
+    endpoint: str, status: int, message: str, correlation_id: str | None, path: str
+) -> object:
+    """The error body in the shape of the service the endpoint plays."""
     if endpoint == "keyvault":
         code = "Throttled" if status == 429 else "ServiceUnavailable"
         return {"error": {"code": code, "message": message}}
     error = _REASONS.get(status, "temporarily_unavailable" if status >= 500 else "invalid_request")
+    if endpoint == "managed_identity" and path.startswith("/metadata/"):
+        return {"error": error, "error_description": message}  # IMDS
+    if endpoint == "managed_identity":  # App Service
+        return {"statusCode": status, "message": message, "correlationId": correlation_id or ""}
     return error_body(error, message, [90033], correlation_id=correlation_id)
 
 
@@ -221,8 +230,9 @@ async def render_fault(
     if fault.kind == "throttle":
         wait = headers["Retry-After"]
         message = f"Too many requests: the request was throttled. Retry after {wait} seconds."
+    elif status == 410:
+        message = "The endpoint is being updated; retry within 70 seconds."
     else:
         message = "A transient error has occurred. Please try again."
-    return web.json_response(
-        _error_json(endpoint, status, message, correlation), status=status, headers=headers
-    )
+    body = _error_json(endpoint, status, message, correlation, request.path)
+    return web.json_response(body, status=status, headers=headers)

@@ -1,8 +1,8 @@
 """The emulator's directory and token service: registrations, grants, token issue and verification.
 
-:class:`EmulatorState` is the piece the Key Vault and managed-identity modules build on:
+:class:`EmulatorState` is the piece the identity endpoints build on (tokens are minted by
+:class:`~.identity.TokenMinter`, which reads the registrations and the signing key here):
 
-* :meth:`EmulatorState.issue_access_token` mints a v2 app-only access token (protocol-facts §3);
 * :meth:`EmulatorState.verify_access_token` checks signature, issuer and lifetime of a bearer token
   and raises :class:`InvalidTokenError` otherwise;
 * :meth:`EmulatorState.find_identity` looks an app (or managed identity) up by client or object id.
@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,7 +25,7 @@ import jwt
 
 from ._certs import CertificateMaterial
 from ._model import Api, App, FederatedCredential, SecretCredential, Tenant
-from ._tokens import SigningKey
+from .identity._signing import SigningKey
 
 __all__ = ["BUILTIN_APIS", "EmulatorState", "InvalidTokenError"]
 
@@ -230,6 +230,30 @@ class EmulatorState:
         with self._lock:
             app.certificates.append(material)
 
+    def replace_secrets(self, app: App, value: str) -> None:
+        """``value`` becomes the app's only client secret (rotation)."""
+        with self._lock:
+            app.secrets[:] = [SecretCredential(value, None)]
+
+    def remove_secret(self, app: App, value: str) -> None:
+        with self._lock:
+            kept = [c for c in app.secrets if c.value != value]
+            if len(kept) == len(app.secrets):
+                raise KeyError(f"app {app.client_id} has no such client secret")
+            app.secrets[:] = kept
+
+    def replace_certificates(self, app: App, material: CertificateMaterial) -> None:
+        """``material`` becomes the app's only certificate credential (rotation)."""
+        with self._lock:
+            app.certificates[:] = [material]
+
+    def remove_certificate(self, app: App, material: CertificateMaterial) -> None:
+        with self._lock:
+            kept = [c for c in app.certificates if c.x5t_s256 != material.x5t_s256]
+            if len(kept) == len(app.certificates):
+                raise KeyError(f"app {app.client_id} has no certificate {material.x5t}")
+            app.certificates[:] = kept
+
     def add_federated_credential(self, app: App, credential: FederatedCredential) -> None:
         with self._lock:
             app.federated_credentials.append(credential)
@@ -274,51 +298,6 @@ class EmulatorState:
             return True
 
     # -- tokens ----------------------------------------------------------------------------
-    def issue_access_token(
-        self,
-        *,
-        tenant_id: str,
-        client_id: str,
-        object_id: str,
-        resource: str,
-        roles: Sequence[str] = (),
-        azpacr: str = "1",
-        claims: Mapping[str, Any] | None = None,
-        lifetime: int | None = None,
-    ) -> tuple[str, int]:
-        """Mint a v2 app-only access token; returns ``(token, expires_in)``.
-
-        ``resource`` is a registered API (identifier URI or app id, an optional ``/.default`` is
-        stripped) whose audience is used, or any other string used verbatim as ``aud``. The claims
-        are those of an Entra v2 app token (protocol-facts §3): ``aud, iss, iat, nbf, exp, azp,
-        azpacr, idtyp, oid, sub, tid, uti, ver`` and ``roles`` only when non-empty; ``claims``
-        adds or overrides claims (e.g. ``xms_cc``).
-        """
-        target = resource[: -len("/.default")] if resource.endswith("/.default") else resource
-        api = self.find_api(tenant_id, target)
-        expires_in = int(lifetime) if lifetime is not None else self.token_lifetime
-        now = int(time.time())
-        body: dict[str, Any] = {
-            "aud": api.audience if api is not None else target,
-            "iss": self.issuer(tenant_id),
-            "iat": now,
-            "nbf": now,
-            "exp": now + expires_in,
-            "azp": client_id,
-            "azpacr": azpacr,
-            "idtyp": "app",
-            "oid": object_id,
-            "sub": object_id,
-            "tid": tenant_id,
-            "uti": _new_guid().replace("-", "")[:22],
-            "ver": "2.0",
-        }
-        if roles:
-            body["roles"] = sorted(roles)
-        if claims:
-            body.update(claims)
-        return self.signer.sign(body), expires_in
-
     def verify_access_token(self, token: str) -> dict[str, Any]:
         """Verify a token this emulator issued: RS256 signature by our key, a known tenant issuer,
         ``exp``/``nbf`` within ``clock_skew``. Returns the claims; the audience is

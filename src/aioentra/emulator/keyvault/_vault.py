@@ -1,14 +1,14 @@
-"""The emulated Azure Key Vault: secrets and certificate secrets behind real vault auth.
+"""The emulated Azure Key Vault: secrets, certificates and their keys behind real vault auth.
 
-The vault's data plane is served at the root paths (``/secrets/...``) of the emulator's
-HTTPS server, so ``emu.vault.url == emu.base_url``; its resource is
-``https://vault.azure.net`` like every public-cloud vault. The unmodified
-``azure.keyvault.secrets`` clients work against it with ``verify_challenge_resource=False``
-(the challenge names ``vault.azure.net``, which is not a parent domain of ``localhost``,
-protocol-facts §4.4).
+The vault's data plane is served at the root paths (``/secrets/...``, ``/certificates/...``,
+``/keys/...``) of the emulator's HTTPS server, so ``emu.vault.url == emu.base_url``; its
+resource is ``https://vault.azure.net`` like every public-cloud vault. The unmodified
+``azure.keyvault.secrets``/``.certificates``/``.keys`` clients work against it with
+``verify_challenge_resource=False`` (the challenge names ``vault.azure.net``, which is not
+a parent domain of ``localhost``, protocol-facts §4.4).
 
 :class:`KeyVault` is the Python face tests use to arrange state — secrets, certificate
-secrets, access policies — and to inspect it; :mod:`._kv_http` is the HTTP face;
+secrets, access policies — and to inspect it; :mod:`._endpoint` is the HTTP face;
 :func:`add_routes` joins the two to an emulator.
 """
 
@@ -20,15 +20,19 @@ from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
-from ._kv_auth import VAULT_RESOURCE, AccessPolicies, TokenVerifier
-from ._kv_cert import PEM, PKCS12, VaultCertificate
-from ._kv_http import ENDPOINT, VaultEndpoint
-from ._kv_store import SecretStore, SecretVersion
+from ._auth import VAULT_RESOURCE, TokenVerifier
+from ._errors import KeyVaultError
+from ._gate import ENDPOINT, Gate
+from ._material import PEM, PKCS12, VaultCertificate
+from ._objects_http import CertificatesApi
+from ._policies import AccessPolicies, Kind
+from ._secrets_http import SecretsApi
+from ._store import SecretStore, SecretVersion
 
 if TYPE_CHECKING:
-    from . import Emulator
+    from .._emulator import Emulator
 
-__all__ = ["ENDPOINT", "KeyVault", "add_routes", "vault_for"]
+__all__ = ["ENDPOINT", "KeyVault", "vault_for"]
 
 
 class _HasObjectId(Protocol):
@@ -72,8 +76,7 @@ class KeyVault:
         self._base_url = base_url
         self._store = SecretStore()
         self._policies = AccessPolicies()
-        self.endpoint = VaultEndpoint(
-            self._store,
+        self._gate = Gate(
             self._policies,
             tenant_id=tenant_id,
             authority=base_url,
@@ -82,6 +85,7 @@ class KeyVault:
             clock_skew=clock_skew,
             location=location,
         )
+        self._apis = (SecretsApi(self._store, self._gate), CertificatesApi(self._store, self._gate))
 
     @property
     def url(self) -> str:
@@ -146,8 +150,9 @@ class KeyVault:
         content_type: str = PKCS12,
         enabled: bool = True,
         tags: Mapping[str, str] | None = None,
+        exportable: bool = True,
     ) -> SecretVersion:
-        """Store a certificate-backed secret, as Key Vault exposes a certificate's secret.
+        """Store a certificate version: its secret, and the certificate and key views of it.
 
         The material comes from ``pfx`` (bytes, optionally password-protected), from
         ``key_pem`` + ``cert_pem`` (e.g. an app's registered certificate), or — when
@@ -156,6 +161,11 @@ class KeyVault:
         has a ``kid``, mirrors the certificate's validity in ``nbf``/``exp``, and its
         value is a password-less base64 PFX (``application/x-pkcs12``) or PKCS#8 key +
         certificate PEM (``application/x-pem-file``).
+
+        The same version is served as ``GET /certificates/{name}[/{version}]`` and its key as
+        ``GET /keys/{name}[/{version}]`` and ``POST /keys/{name}/{version}/sign``. With
+        ``exportable=False`` the private key stays in the vault: the secret's value holds the
+        certificate(s) only, as the service documents for a non-exportable key policy.
         """
         if content_type not in (PKCS12, PEM):
             raise ValueError(f"content_type must be {PKCS12!r} or {PEM!r}, not {content_type!r}.")
@@ -171,7 +181,7 @@ class KeyVault:
             raise ValueError("Pass pfx, key_pem and cert_pem, or generate=True.")
         return self._store.set(
             name,
-            material.secret_value(content_type),
+            material.secret_value(content_type, with_key=exportable),
             content_type=content_type,
             enabled=enabled,
             not_before=material.not_before,
@@ -179,6 +189,7 @@ class KeyVault:
             tags=tags,
             managed=True,
             certificate=material,
+            exportable=exportable,
         )
 
     def update_secret(
@@ -224,25 +235,62 @@ class KeyVault:
     def grant(
         self,
         principal: _HasObjectId | str,
-        permissions: Iterable[str] = ("get", "list", "set"),
+        permissions: Iterable[str] | None = None,
+        *,
+        keys: Iterable[str] = (),
+        certificates: Iterable[str] = (),
     ) -> frozenset[str]:
-        """Give ``principal`` secret permissions (``get list set delete recover backup
-        restore purge`` or ``all``); returns everything it now holds."""
-        return self._policies.grant(_object_id(principal), permissions)
+        """Give ``principal`` permissions; returns the secret permissions it now holds.
+
+        ``permissions`` are secret permissions (``get list set delete recover backup restore
+        purge`` or ``all``); ``keys`` (e.g. ``["get", "sign"]``) and ``certificates`` (e.g.
+        ``["get", "list"]``) are the policy's other two lists, ``"all"`` allowed in each.
+        ``permissions`` defaults to ``get list set`` unless ``keys`` or ``certificates`` are
+        given, so ``grant(app, keys=["sign"])`` grants no secret permission.
+        """
+        object_id = _object_id(principal)
+        keys, certificates = list(keys), list(certificates)
+        if permissions is None:
+            permissions = () if keys or certificates else ("get", "list", "set")
+        held = self._policies.grant(object_id, "secrets", permissions)
+        self._policies.grant(object_id, "keys", keys)
+        self._policies.grant(object_id, "certificates", certificates)
+        return held
 
     def revoke(
-        self, principal: _HasObjectId | str, permissions: Iterable[str] | None = None
+        self,
+        principal: _HasObjectId | str,
+        permissions: Iterable[str] | None = None,
+        *,
+        keys: Iterable[str] | None = None,
+        certificates: Iterable[str] | None = None,
     ) -> None:
-        """Take some permissions away, or the whole access policy when ``permissions`` is None."""
-        self._policies.revoke(_object_id(principal), permissions)
+        """Take permissions away: secret ones (``permissions``), ``keys`` and/or
+        ``certificates``; with none of the three given, the whole access policy."""
+        object_id = _object_id(principal)
+        if permissions is None and keys is None and certificates is None:
+            self._policies.remove(object_id)
+            return
+        for kind, items in (
+            ("secrets", permissions),
+            ("keys", keys),
+            ("certificates", certificates),
+        ):
+            if items is not None:
+                self._policies.revoke(object_id, kind, items)  # type: ignore[arg-type]
 
-    def permissions(self, principal: _HasObjectId | str) -> frozenset[str]:
-        """The secret permissions ``principal`` holds."""
-        return self._policies.permissions(_object_id(principal))
+    def permissions(self, principal: _HasObjectId | str, kind: Kind = "secrets") -> frozenset[str]:
+        """The permissions ``principal`` holds of ``kind`` (``secrets``, ``keys`` or
+        ``certificates``), lower-cased."""
+        return self._policies.permissions(_object_id(principal), kind)
 
     def routes(self) -> list[web.RouteDef]:
         """The data-plane routes (``keyvault:*``) to add to the emulator's HTTPS app."""
-        return self.endpoint.routes()
+        return [route for api in self._apis for route in api.routes()]
+
+    def error_response(self, status: int, method: str, path: str) -> web.Response:
+        """The vault's JSON answer to a path (404) or method (405) it does not serve."""
+        return self._gate.error_response(KeyVaultError.not_served(method, path, status))
 
 
 def _signature_valid(emulator: Emulator) -> Callable[[str], bool]:
@@ -269,13 +317,3 @@ def vault_for(emulator: Emulator) -> KeyVault:
         signature_valid=_signature_valid(emulator),
         clock_skew=lambda: emulator.state.clock_skew,
     )
-
-
-def add_routes(app: web.Application, emulator: Emulator) -> None:
-    """Serve ``emulator.vault``'s data plane on ``app``.
-
-    Called by :class:`~aioentra.emulator.Emulator` while it builds its HTTPS application; the
-    vault object lives as long as the emulator, so its secrets survive a restart. Tokens are
-    checked with the emulator's own keys (only tokens it issued are accepted).
-    """
-    app.router.add_routes(emulator.vault.routes())

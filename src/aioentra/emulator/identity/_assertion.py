@@ -37,10 +37,10 @@ from typing import Any
 
 import jwt
 
-from ._certs import thumbprint_key
-from ._errors import EntraError
-from ._model import App, Tenant
-from ._state import EmulatorState
+from .._certs import thumbprint_key
+from .._errors import EntraError
+from .._model import App, Tenant
+from .._state import EmulatorState
 
 __all__ = ["JWT_BEARER", "audience_matches", "verify_client_assertion"]
 

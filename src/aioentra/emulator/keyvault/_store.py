@@ -23,7 +23,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
-    from ._kv_cert import VaultCertificate
+    from ._material import VaultCertificate
 
 __all__ = [
     "RECOVERABLE_DAYS",
@@ -87,7 +87,8 @@ class SecretVersion:
 
     The field names follow ``azure.keyvault.secrets.SecretProperties``. ``value`` is
     kept out of ``repr()``. ``managed`` marks a secret that backs a certificate
-    (its ``certificate`` holds the key and certificate, for ``outContentType``).
+    (its ``certificate`` holds the key and certificate, for ``outContentType``, the
+    certificate and key views and the sign operation).
     """
 
     name: str
@@ -102,6 +103,8 @@ class SecretVersion:
     tags: Mapping[str, str] | None = None
     managed: bool = False
     certificate: VaultCertificate | None = field(default=None, repr=False, compare=False)
+    exportable: bool = True
+    """Whether a certificate's private key leaves the vault in the secret's value."""
 
     def id(self, vault_url: str) -> str:
         """The versioned secret identifier ``{vault}/secrets/{name}/{version}``."""
@@ -160,6 +163,7 @@ class SecretStore:
         tags: Mapping[str, str] | None = None,
         managed: bool = False,
         certificate: VaultCertificate | None = None,
+        exportable: bool = True,
         now: datetime | None = None,
     ) -> SecretVersion:
         """Add a new version (the new latest) and return it."""
@@ -183,6 +187,7 @@ class SecretStore:
             tags=dict(tags) if tags is not None else None,
             managed=managed,
             certificate=certificate,
+            exportable=exportable,
         )
         history.append(version)
         return version

@@ -15,8 +15,8 @@ The checks of the real service, in the order the emulator applies them (protocol
    otherwise 401 ``AKV10022`` "Invalid audience".
 5. It must come from the vault's tenant → otherwise 401 ``AKV10032`` "Invalid issuer".
 6. The caller's ``oid`` must hold the operation's permission in an access policy →
-   otherwise 403 ``Forbidden``/``AccessDenied`` naming ``appid``, ``oid`` and ``iss``.
-   An identity with no access policy at all is denied everything.
+   otherwise 403 ``Forbidden``/``AccessDenied`` naming ``appid``, ``oid`` and ``iss``
+   (:mod:`._policies`). An identity with no access policy at all is denied everything.
 
 Token values never reach logs or error messages; only the (public) JWT header is echoed
 in the ``AKV10046`` message, as the service does.
@@ -25,19 +25,17 @@ in the ``AKV10046`` message, as the service does.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
-from ._kv_wire import KeyVaultError
+from ._errors import KeyVaultError
 
 __all__ = [
-    "SECRET_PERMISSIONS",
     "VAULT_AUDIENCES",
     "VAULT_RESOURCE",
-    "AccessPolicies",
     "Caller",
     "authenticate",
     "challenge_header",
@@ -47,11 +45,6 @@ VAULT_RESOURCE = "https://vault.azure.net"
 """The resource (v1 audience) of every Key Vault data-plane token."""
 
 VAULT_AUDIENCES = frozenset({VAULT_RESOURCE, VAULT_RESOURCE + "/"})
-
-SECRET_PERMISSIONS = frozenset(
-    {"get", "list", "set", "delete", "recover", "backup", "restore", "purge"}
-)
-"""Secret permissions of a Key Vault access policy (``about-secrets.md``)."""
 
 TokenVerifier = Callable[[str], Mapping[str, Any]]
 """The emulator's full token check (signature, issuer, lifetime): the claims, or it raises."""
@@ -157,51 +150,3 @@ def authenticate(
         issuer=issuer,
         tenant_id=token_tenant,
     )
-
-
-class AccessPolicies:
-    """The vault's access policies: secret permissions per principal object id."""
-
-    def __init__(self) -> None:
-        self._grants: dict[str, set[str]] = {}
-
-    def grant(self, object_id: str, permissions: Iterable[str]) -> frozenset[str]:
-        """Add ``permissions`` (``"all"`` means every secret permission); return the new set."""
-        wanted = {item.lower() for item in permissions}
-        if "all" in wanted:
-            wanted = set(SECRET_PERMISSIONS)
-        unknown = wanted - SECRET_PERMISSIONS
-        if unknown:
-            raise ValueError(
-                f"Unknown secret permission(s) {sorted(unknown)}; use {sorted(SECRET_PERMISSIONS)}."
-            )
-        held = self._grants.setdefault(object_id.lower(), set())
-        held |= wanted
-        return frozenset(held)
-
-    def revoke(self, object_id: str, permissions: Iterable[str] | None = None) -> None:
-        """Remove some permissions, or the whole policy when ``permissions`` is ``None``."""
-        if permissions is None:
-            self._grants.pop(object_id.lower(), None)
-            return
-        held = self._grants.get(object_id.lower())
-        if held is not None:
-            held -= {item.lower() for item in permissions}
-
-    def permissions(self, object_id: str) -> frozenset[str]:
-        """The secret permissions ``object_id`` holds (empty when it has no policy)."""
-        return frozenset(self._grants.get(object_id.lower(), ()))
-
-    def check(self, caller: Caller, permission: str, *, vault_name: str, location: str) -> None:
-        """Raise 403 ``AccessDenied`` unless ``caller`` holds ``permission``."""
-        if permission in self._grants.get(caller.object_id.lower(), ()):
-            return
-        raise KeyVaultError(
-            403,
-            "Forbidden",
-            f"The user, group or application '{caller.display}' does not have secrets "
-            f"{permission} permission on key vault '{vault_name};location={location}'. "
-            "For help resolving this issue, please see "
-            "https://go.microsoft.com/fwlink/?linkid=2125287",
-            "AccessDenied",
-        )

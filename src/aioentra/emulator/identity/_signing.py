@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from ._certs import b64url
+from .._certs import b64url
 
 __all__ = ["SigningKey"]
 

@@ -15,7 +15,7 @@ Resolving the resource against the directory (AADSTS500011) is the token endpoin
 
 from __future__ import annotations
 
-from ._errors import EntraError
+from .._errors import EntraError
 
 __all__ = ["DEFAULT_SUFFIX", "resource_of_scope"]
 

@@ -1,6 +1,6 @@
-"""JSON shapes of the Key Vault secrets data plane: bundles, items, pages and errors.
+"""JSON shapes of the Key Vault secrets data plane: bundles, items, pages, request bodies.
 
-Pure functions between :mod:`aioentra.emulator._kv_store` objects and the bodies the
+Pure functions between :mod:`._store` objects and the bodies the
 service sends (protocol-facts §4.2-4.3, azure-rest-api-specs ``GetSecret``,
 ``GetSecrets``, ``SetSecret`` examples):
 
@@ -10,8 +10,7 @@ service sends (protocol-facts §4.2-4.3, azure-rest-api-specs ``GetSecret``,
 * ``SecretItem`` (lists) — no ``value``; the version-less ``id`` in ``GET /secrets``,
   the versioned one in ``GET /secrets/{name}/versions``;
 * pages ``{"value": [...], "nextLink": ...}`` — the ``nextLink`` is built from the
-  request's own ``scheme://host:port`` with a ``$skiptoken`` and the same ``maxresults``;
-* ``KeyVaultError`` — ``{"error": {"code", "message", "innererror"?}}``.
+  request's own ``scheme://host:port`` with a ``$skiptoken`` and the same ``maxresults``.
 
 Every ``id`` is built from the vault URL the request arrived on, because the client
 parses ``vault_url`` back out of it (``parse_key_vault_id``).
@@ -27,8 +26,9 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode
 
-from ._kv_cert import PEM, PKCS12
-from ._kv_store import (
+from ._errors import KeyVaultError
+from ._material import PEM, PKCS12
+from ._store import (
     RECOVERABLE_DAYS,
     RECOVERY_LEVEL,
     DeletedSecret,
@@ -37,7 +37,6 @@ from ._kv_store import (
 
 __all__ = [
     "MAX_PAGE_SIZE",
-    "KeyVaultError",
     "SecretAttributesUpdate",
     "deleted_secret_bundle",
     "page_body",
@@ -45,91 +44,34 @@ __all__ = [
     "parse_skiptoken",
     "secret_bundle",
     "secret_item",
+    "unix_time",
+    "version_attributes",
 ]
 
 MAX_PAGE_SIZE = 25
 """``maxresults`` default and ceiling of the list operations."""
 
 
-class KeyVaultError(Exception):
-    """An error response of the vault: HTTP status plus the ``KeyVaultError`` body."""
-
-    def __init__(self, status: int, code: str, message: str, inner_code: str | None = None):
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
-        self.inner_code = inner_code
-
-    def body(self) -> dict[str, Any]:
-        """``{"error": {"code", "message"[, "innererror": {"code"}]}}``."""
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
-        if self.inner_code:
-            error["innererror"] = {"code": self.inner_code}
-        return {"error": error}
-
-    @classmethod
-    def bad_parameter(cls, message: str) -> KeyVaultError:
-        """400 ``BadParameter``: a malformed request the service refuses to run."""
-        return cls(400, "BadParameter", message)
-
-    @classmethod
-    def secret_not_found(cls, name: str) -> KeyVaultError:
-        """404 ``SecretNotFound`` with the service's wording."""
-        return cls(
-            404,
-            "SecretNotFound",
-            f"A secret with (name/id) {name} was not found in this key vault. If you recently "
-            "deleted this secret you may be able to recover it using the correct recovery "
-            "command. For help resolving this issue, please see "
-            "https://go.microsoft.com/fwlink/?linkid=2125182",
-        )
-
-    @classmethod
-    def deleted_secret_not_found(cls, name: str) -> KeyVaultError:
-        """404 ``SecretNotFound`` for the ``/deletedsecrets`` collection."""
-        return cls(404, "SecretNotFound", f"Deleted Secret not found: {name}")
-
-    @classmethod
-    def secret_disabled(cls, operation: str) -> KeyVaultError:
-        """403 ``Forbidden``/``SecretDisabled``: a disabled version has no readable value."""
-        return cls(
-            403,
-            "Forbidden",
-            f"Operation {operation} is not allowed on a disabled secret.",
-            "SecretDisabled",
-        )
-
-    @classmethod
-    def name_in_deleted_state(cls, name: str) -> KeyVaultError:
-        """409 ``Conflict``: the name belongs to a soft-deleted secret."""
-        return cls(
-            409,
-            "Conflict",
-            f"Secret {name} is currently in a deleted but recoverable state, and its name "
-            "cannot be reused; in this state, the secret can only be recovered or purged.",
-        )
-
-
-def _unix(value: datetime | None) -> int | None:
+def unix_time(value: datetime | None) -> int | None:
     return None if value is None else int(value.timestamp())
 
 
-def _attributes(secret: SecretVersion) -> dict[str, Any]:
+def version_attributes(secret: SecretVersion) -> dict[str, Any]:
+    """The ``attributes`` object of a version: Unix seconds plus the recovery level."""
     attributes: dict[str, Any] = {"enabled": secret.enabled}
     if secret.not_before is not None:
-        attributes["nbf"] = _unix(secret.not_before)
+        attributes["nbf"] = unix_time(secret.not_before)
     if secret.expires_on is not None:
-        attributes["exp"] = _unix(secret.expires_on)
-    attributes["created"] = _unix(secret.created_on)
-    attributes["updated"] = _unix(secret.updated_on)
+        attributes["exp"] = unix_time(secret.expires_on)
+    attributes["created"] = unix_time(secret.created_on)
+    attributes["updated"] = unix_time(secret.updated_on)
     attributes["recoveryLevel"] = RECOVERY_LEVEL
     attributes["recoverableDays"] = RECOVERABLE_DAYS
     return attributes
 
 
 def _common(secret: SecretVersion, vault_url: str, secret_id: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"id": secret_id, "attributes": _attributes(secret)}
+    body: dict[str, Any] = {"id": secret_id, "attributes": version_attributes(secret)}
     if secret.content_type is not None:
         body["contentType"] = secret.content_type
     if secret.tags is not None:
@@ -157,7 +99,7 @@ def secret_bundle(
                 "only PFX to PEM conversion is supported."
             )
         if secret.certificate is not None and out_content_type != content_type:
-            value = secret.certificate.secret_value(out_content_type)
+            value = secret.certificate.secret_value(out_content_type, with_key=secret.exportable)
             content_type = out_content_type
     base = vault_url.rstrip("/")
     body = {"value": value, **_common(secret, base, secret.id(base))}
@@ -192,8 +134,8 @@ def deleted_secret_bundle(
     if deleted.latest.managed:
         body["kid"] = f"{base}/keys/{deleted.latest.name}/{deleted.latest.version}"
     body["recoveryId"] = f"{base}/deletedsecrets/{deleted.latest.name}"
-    body["deletedDate"] = _unix(deleted.deleted_on)
-    body["scheduledPurgeDate"] = _unix(deleted.scheduled_purge_date)
+    body["deletedDate"] = unix_time(deleted.deleted_on)
+    body["scheduledPurgeDate"] = unix_time(deleted.scheduled_purge_date)
     return body
 
 

@@ -119,33 +119,42 @@ class VaultCertificate:
         """End of the certificate's validity (the secret's ``exp``)."""
         return self.certificate.not_valid_after_utc
 
-    def pfx(self) -> bytes:
-        """The password-less PKCS#12 bundle Key Vault exports."""
+    def pfx(self, *, with_key: bool = True) -> bytes:
+        """The password-less PKCS#12 bundle Key Vault exports (no key unless ``with_key``)."""
         return pkcs12.serialize_key_and_certificates(
             name=None,
-            key=self.key,
+            key=self.key if with_key else None,
             cert=self.certificate,
             cas=list(self.chain) or None,
             encryption_algorithm=serialization.NoEncryption(),
         )
 
-    def pem(self) -> str:
-        """PKCS#8 private key block, then the certificate and its chain, leaf first."""
-        key = self.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ).decode()
+    def pem(self, *, with_key: bool = True) -> str:
+        """PKCS#8 private key block (unless ``with_key`` is false), then the certificate and its
+        chain, leaf first."""
+        key = (
+            self.key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ).decode()
+            if with_key
+            else ""
+        )
         certificates = "".join(
             item.public_bytes(serialization.Encoding.PEM).decode()
             for item in (self.certificate, *self.chain)
         )
         return key + certificates
 
-    def secret_value(self, content_type: str) -> str:
-        """The secret ``value`` for ``content_type``: base64 PFX or PEM text."""
+    def secret_value(self, content_type: str, *, with_key: bool = True) -> str:
+        """The secret ``value`` for ``content_type``: base64 PFX or PEM text.
+
+        ``with_key=False`` is a non-exportable certificate's secret: "the private key isn't a
+        part of the value when it's retrieved as a secret" (``about-certificates.md``).
+        """
         if content_type == PKCS12:
-            return base64.b64encode(self.pfx()).decode()
+            return base64.b64encode(self.pfx(with_key=with_key)).decode()
         if content_type == PEM:
-            return self.pem()
+            return self.pem(with_key=with_key)
         raise ValueError(f"Certificate secrets are {PKCS12!r} or {PEM!r}, not {content_type!r}.")

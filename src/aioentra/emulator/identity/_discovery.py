@@ -21,10 +21,10 @@ import urllib.parse
 
 from aiohttp import web
 
-from ._errors import EntraError, entra_error_body
-from ._http import STATE, json_response
-from ._requestlog import log_info
-from ._state import EmulatorState
+from .._errors import EntraError, entra_error_body
+from .._http import STATE, json_response
+from .._requestlog import log_info
+from .._state import EmulatorState
 from ._token_endpoint import TENANTLESS
 
 __all__ = ["add_discovery_routes"]

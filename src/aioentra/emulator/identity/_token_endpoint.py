@@ -30,13 +30,14 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from .._errors import EntraError, entra_error_body
+from .._http import STATE, basic_credentials, json_response
+from .._model import Api, App, Tenant
+from .._requestlog import log_info
+from .._state import EmulatorState, utcnow
 from ._assertion import JWT_BEARER, audience_matches, verify_client_assertion
-from ._errors import EntraError, entra_error_body
-from ._http import STATE, basic_credentials, json_response
-from ._model import Api, App, Tenant
-from ._requestlog import log_info
+from ._minting import MINTER, TokenMinter
 from ._scopes import resource_of_scope
-from ._state import EmulatorState, utcnow
 
 __all__ = ["TENANTLESS", "add_token_routes", "resolve_token_tenant"]
 
@@ -100,10 +101,15 @@ class _TokenRequest:
     """One token request being processed (keeps the handler a straight line of protocol steps)."""
 
     def __init__(
-        self, request: web.Request, state: EmulatorState, form: MultiDictProxy[Any]
+        self,
+        request: web.Request,
+        state: EmulatorState,
+        minter: TokenMinter,
+        form: MultiDictProxy[Any],
     ) -> None:
         self.request = request
         self.state = state
+        self.minter = minter
         self.form = form
         self.info = log_info(request, "token")
 
@@ -152,11 +158,7 @@ class _TokenRequest:
         raise EntraError(7000218)
 
     def resource(self, tenant: Tenant) -> Api:
-        resource = resource_of_scope(_field(self.form, "scope"))
-        api = self.state.find_api(tenant.tenant_id, resource)
-        if api is None:
-            raise EntraError(500011, resource=resource, tenant=tenant.domain)
-        return api
+        return self.minter.resolve(tenant.tenant_id, resource_of_scope(_field(self.form, "scope")))
 
     def process(self) -> dict[str, Any]:
         tenant = resolve_token_tenant(self.state, self.request.match_info["tenant"])
@@ -174,29 +176,19 @@ class _TokenRequest:
             raise EntraError(700016, app_id=client_id, tenant=tenant.tenant_id)
         azpacr = self.authenticate(app, tenant, secret)
         api = self.resource(tenant)
-        granted = self.state.granted_roles(app.client_id, api)
-        if api.assignment_required and not granted:
-            raise EntraError(
-                501051,
-                app_id=app.client_id,
-                app_name=app.name,
-                resource_app_id=api.app_id,
-                resource_name=api.name,
-            )
-        token, expires_in = self.state.issue_access_token(
+        minted = self.minter.for_app(
+            app,
+            api,
             tenant_id=tenant.tenant_id,
-            client_id=app.client_id,
-            object_id=app.object_id,
-            resource=api.identifier_uri,
-            roles=sorted(granted or ()),
             azpacr=azpacr,
             claims=_capabilities(_field(self.form, "claims")),
         )
+        expires_in = minted.expires_in
         body: dict[str, Any] = {
             "token_type": "Bearer",
             "expires_in": expires_in,
             "ext_expires_in": expires_in,
-            "access_token": token,
+            "access_token": minted.token,
         }
         if self.state.refresh_in is not None:
             body["refresh_in"] = self.state.refresh_in
@@ -211,7 +203,7 @@ async def token_endpoint(request: web.Request) -> web.Response:
     if correlation:
         headers["client-request-id"] = correlation
     form = await request.post()
-    processing = _TokenRequest(request, state, form)
+    processing = _TokenRequest(request, state, request.app[MINTER], form)
     try:
         body = processing.process()
     except EntraError as exc:
