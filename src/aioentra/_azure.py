@@ -30,6 +30,7 @@ class _Source(Protocol):
         self, scope: str, *, claims: str | None = None, tenant_id: str | None = None
     ) -> AccessToken: ...
 
+
 __all__ = ["AzureCredential"]
 
 

@@ -30,6 +30,9 @@ from .credentials import (
     ClientAssertion,
     ClientSecret,
     Credential,
+    CredentialChain,
+    KeyVaultCertificate,
+    KeyVaultSecret,
     KeyWithThumbprint,
     ManagedIdentityAssertion,
 )
@@ -214,53 +217,91 @@ class Settings:
 
 
 def _azure_ad_credential(section: Mapping[str, Any], base: Path) -> Credential:
+    """``ClientSecret``, or the ``ClientCredentials`` list: one credential, or a
+    :class:`CredentialChain` of every entry that could be built, in order."""
     secret = _optional_str(section, "ClientSecret", "AzureAd")
     if secret:
         return ClientSecret(secret)
     descriptions = section.get("ClientCredentials") or []
     if not isinstance(descriptions, list):
         raise ConfigurationError("'AzureAd.ClientCredentials' must be a list")
-    unsupported: list[str] = []
-    where = "AzureAd.ClientCredentials entry"
-    for item in descriptions:
+    built: list[Credential] = []
+    problems: list[str] = []
+    for number, item in enumerate(descriptions, 1):
         if not isinstance(item, dict):
+            problems.append(f"entry {number} is not an object")
             continue
-        kind = _optional_str(item, "SourceType", where) or ""
-        password = _optional_str(item, "CertificatePassword", where)
-        if kind == "ClientSecret" and _optional_str(item, "ClientSecret", where):
-            return ClientSecret(item["ClientSecret"])
-        disk_path = _optional_str(item, "CertificateDiskPath", where)
-        if kind == "Path" and disk_path:
-            return Certificate.from_file(base / disk_path, password=password)
-        encoded = _optional_str(item, "Base64EncodedValue", where)
-        if kind == "Base64Encoded" and encoded:
-            import base64
-            import binascii
-
-            try:
-                pfx = base64.b64decode(encoded, validate=True)
-            except (binascii.Error, ValueError):
-                raise ConfigurationError(
-                    "'Base64EncodedValue' is not valid base64",
-                    hint="paste the PFX file's base64 encoding, on one line.",
-                ) from None
-            return Certificate.from_pfx(pfx, password=password)
-        if kind == "SignedAssertionFilePath":
-            path = _optional_str(item, "SignedAssertionFileDiskPath", where) or os.environ.get(
-                "AZURE_FEDERATED_TOKEN_FILE"
-            )
-            if path:
-                return ClientAssertion.from_file(path)
-        if kind == "SignedAssertionFromManagedIdentity":
-            return ManagedIdentityAssertion(
-                client_id=_optional_str(item, "ManagedIdentityClientId", where)
-            )
-        unsupported.append(kind or "?")
-    hint = "set 'ClientSecret', or a 'ClientCredentials' entry of SourceType ClientSecret, "
-    hint += "Path, Base64Encoded, SignedAssertionFilePath or SignedAssertionFromManagedIdentity."
-    if unsupported:
-        hint += f" Not supported here: {', '.join(unsupported)}."
+        try:
+            credential = _described_credential(item, base)
+        except ConfigurationError as error:
+            # Microsoft.Identity.Web skips an entry that does not load; so does the chain.
+            problems.append(f"entry {number}: {error.message}")
+            continue
+        if credential is None:
+            problems.append(f"entry {number}: SourceType {item.get('SourceType')!r} is not usable")
+            continue
+        built.append(credential)
+    if len(built) == 1:
+        return built[0]
+    if built:
+        return CredentialChain(built)
+    hint = "set 'ClientSecret', or 'ClientCredentials' entries of SourceType ClientSecret, "
+    hint += "KeyVault, Path, Base64Encoded, SignedAssertionFilePath or "
+    hint += "SignedAssertionFromManagedIdentity."
+    if problems:
+        hint += " " + "; ".join(problems) + "."
     raise ConfigurationError("the 'AzureAd' section has no usable credential", hint=hint)
+
+
+def _described_credential(item: Mapping[str, Any], base: Path) -> Credential | None:
+    """One ``ClientCredentials`` entry (a Microsoft.Identity.Web credential description)."""
+    where = "AzureAd.ClientCredentials entry"
+    kind = _optional_str(item, "SourceType", where) or ""
+    password = _optional_str(item, "CertificatePassword", where)
+    if kind == "ClientSecret":
+        value = _optional_str(item, "ClientSecret", where)
+        return ClientSecret(value) if value else None
+    if kind == "KeyVault":
+        vault = _optional_str(item, "KeyVaultUrl", where)
+        certificate = _optional_str(item, "KeyVaultCertificateName", where)
+        secret_name = _optional_str(item, "KeyVaultSecretName", where)  # an aioentra extension
+        if not vault or not (certificate or secret_name):
+            raise ConfigurationError(
+                "a KeyVault entry needs KeyVaultUrl and KeyVaultCertificateName "
+                "(or KeyVaultSecretName)"
+            )
+        if certificate:
+            return KeyVaultCertificate(vault, certificate)
+        assert secret_name is not None
+        return KeyVaultSecret(vault, secret_name)
+    if kind == "Path":
+        disk_path = _optional_str(item, "CertificateDiskPath", where)
+        return Certificate.from_file(base / disk_path, password=password) if disk_path else None
+    if kind == "Base64Encoded":
+        encoded = _optional_str(item, "Base64EncodedValue", where)
+        if not encoded:
+            return None
+        import base64
+        import binascii
+
+        try:
+            pfx = base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigurationError(
+                "'Base64EncodedValue' is not valid base64",
+                hint="paste the PFX file's base64 encoding, on one line.",
+            ) from None
+        return Certificate.from_pfx(pfx, password=password)
+    if kind == "SignedAssertionFilePath":
+        path = _optional_str(item, "SignedAssertionFileDiskPath", where) or os.environ.get(
+            "AZURE_FEDERATED_TOKEN_FILE"
+        )
+        return ClientAssertion.from_file(path) if path else None
+    if kind == "SignedAssertionFromManagedIdentity":
+        return ManagedIdentityAssertion(
+            client_id=_optional_str(item, "ManagedIdentityClientId", where)
+        )
+    return None
 
 
 def _load_json(file: Path) -> Any:

@@ -25,7 +25,9 @@ __all__ = [
     "CredentialUnavailableError",
     "IdentityProviderUnavailableError",
     "InvalidScopeError",
+    "KeyVaultError",
     "ProviderClosedError",
+    "SecretsNotLoadedError",
     "TenantNotFoundError",
     "ThrottledError",
     "error_from_response",
@@ -137,6 +139,24 @@ class CredentialUnavailableError(AioEntraError):
     """The credential could not produce its secret or assertion (its own source failed)."""
 
     retryable = True
+
+
+class KeyVaultError(AioEntraError):
+    """Key Vault refused or failed a request; ``code`` is the vault's error code
+    (``SecretNotFound``, ``Forbidden``, ``SecretDisabled``, ...)."""
+
+    def __init__(self, message: str, *, code: str | None = None, **kwargs: Any) -> None:
+        self.code = code
+        super().__init__(message, **kwargs)
+
+
+class SecretsNotLoadedError(KeyVaultError):
+    """Some secrets of a :func:`~aioentra.keyvault.load_secrets` call could not be read;
+    ``failures`` maps each of their names to its own error."""
+
+    def __init__(self, message: str, *, failures: Mapping[str, AioEntraError], **kwargs: Any):
+        self.failures = dict(failures)
+        super().__init__(message, **kwargs)
 
 
 class ProviderClosedError(AioEntraError, RuntimeError):

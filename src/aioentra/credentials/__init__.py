@@ -16,6 +16,8 @@ from ._base import (
     ReloadReason,
 )
 from ._certificate import Certificate, KeyWithThumbprint
+from ._chain import CredentialChain
+from ._keyvault import KeyVaultCertificate, KeyVaultSecret
 from ._secret import ClientSecret
 
 __all__ = [
@@ -25,6 +27,9 @@ __all__ = [
     "ClientAssertion",
     "ClientSecret",
     "Credential",
+    "CredentialChain",
+    "KeyVaultCertificate",
+    "KeyVaultSecret",
     "KeyWithThumbprint",
     "ManagedIdentityAssertion",
     "Proof",
