@@ -24,7 +24,8 @@ from ._engine import MsalEngine
 from ._errors import AioEntraError, ConfigurationError, CredentialRejectedError, raises_cleanly
 from ._flight import Clock
 from ._policy import RefreshPolicy, RetryPolicy
-from ._source import TokenSourceBase, checked_ssl_context
+from ._source import TokenSourceBase
+from ._tls import checked_ssl_context
 from ._token import TokenResponse
 from ._transport import LoopTransport
 from .credentials import RELOAD_CODES, Credential, ReloadReason

@@ -39,6 +39,7 @@ from ._errors import (
 )
 from ._flight import Clock, Fetched, Flight, Reason, SystemClock
 from ._policy import RefreshPolicy, RetryPolicy
+from ._tls import checked_session
 from ._token import AccessToken, TokenResponse
 from ._transport import LoopTransport
 from ._workers import WorkerPool
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
 
     from ._azure import AzureCredential
 
-__all__ = ["MAX_CLAIMS_LENGTH", "TokenSourceBase", "checked_session", "checked_ssl_context"]
+__all__ = ["MAX_CLAIMS_LENGTH", "TokenSourceBase"]
 
 logger = logging.getLogger("aioentra.provider")
 T = TypeVar("T")
@@ -587,42 +588,3 @@ def _unkey(key: Key) -> tuple[str, str | None, str | None]:
 
 def _same_token(a: AccessToken, b: AccessToken) -> bool:
     return a.token == b.token
-
-
-def checked_session(session: aiohttp.ClientSession | None) -> aiohttp.ClientSession | None:
-    """Refuse a session that would send its own credentials to the identity provider, or send
-    ours without verifying TLS."""
-    if session is None:
-        return None
-    if not isinstance(session, aiohttp.ClientSession):
-        raise ConfigurationError("session must be an aiohttp.ClientSession")
-    if session.auth is not None or any(name.lower() == "authorization" for name in session.headers):
-        raise ConfigurationError(
-            "the session passed to TokenProvider has default credentials",
-            hint="its Authorization header or auth would go to the token endpoint: pass a "
-            "session without them (or none, and the provider makes its own).",
-        )
-    # aiohttp keeps the connector's TLS setting private; read it defensively.
-    verify = getattr(session.connector, "_ssl", True)
-    if verify is False:  # (an aiohttp.Fingerprint pins the certificate: that verifies too)
-        raise ConfigurationError(
-            "the session passed to TokenProvider does not verify TLS certificates",
-            hint="the client secret or assertion would go to an unverified server: use a "
-            "session whose connector verifies (ssl=True or a verifying SSLContext).",
-        )
-    if isinstance(verify, ssl.SSLContext):
-        checked_ssl_context(verify, "the session's SSL context")
-    return session
-
-
-def checked_ssl_context(context: object, what: str) -> ssl.SSLContext:
-    """``context``, if it verifies certificates and host names."""
-    if not isinstance(context, ssl.SSLContext):
-        raise ConfigurationError(f"{what} must be an ssl.SSLContext")
-    if context.verify_mode != ssl.CERT_REQUIRED or not context.check_hostname:
-        raise ConfigurationError(
-            f"{what} does not verify certificates and host names",
-            hint="TLS verification is never turned off for token requests: trust a test "
-            "server's CA with ca_file= (or load_verify_locations) instead.",
-        )
-    return context

@@ -30,7 +30,7 @@ import aiohttp
 
 from ._authority import is_loopback_host
 from ._errors import AioEntraError, ConfigurationError, KeyVaultError, fresh
-from ._source import checked_ssl_context
+from ._tls import checked_ssl_context
 from ._workers import WorkerPool
 
 if TYPE_CHECKING:

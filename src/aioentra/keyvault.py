@@ -74,7 +74,7 @@ async def load_secrets(
     ca_file: str | None = None,
     ssl_context: ssl.SSLContext | None = None,
     verify_challenge_resource: bool | None = None,
-    concurrency: int = 16,
+    concurrency: int = 64,
 ) -> Secrets:
     """Read the latest version of each of ``names`` from the vault at ``vault_url``.
 

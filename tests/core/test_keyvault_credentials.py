@@ -317,3 +317,30 @@ async def test_appsettings_client_credentials_become_a_chain(
         assert await provider.get_token(SCOPE)
         assert isinstance(provider.credential.current, KeyVaultCertificate)
     assert token_requests(emulator, cert_app) == 1
+
+
+async def test_a_rotated_certificate_is_picked_up_with_one_reload_and_one_retry(
+    emulator: Emulator, cert_app: App, vault_identity: ManagedIdentity, make_provider: MakeProvider
+) -> None:
+    material = cert_app.certificate
+    assert material is not None and material.private_key_pem is not None
+    name = unique("rotating-cert")
+    emulator.vault.set_certificate(
+        name, key_pem=material.private_key_pem, cert_pem=material.certificate_pem
+    )
+    credential = KeyVaultCertificate(emulator.vault.url, name, ca_file=emulator.ca_file)
+    async with make_provider(credential, client_id=cert_app.client_id) as provider:
+        await provider.get_token(SCOPE)
+        new = emulator.rotate_certificate(cert_app)  # the old one is revoked at the IdP
+        assert new.private_key_pem is not None
+        version = emulator.vault.set_certificate(
+            name, key_pem=new.private_key_pem, cert_pem=new.certificate_pem
+        ).version
+        emulator.faults.add(Fault("token", "latency", delay=0.2, client_id=cert_app.client_id))
+        tokens = await asyncio.gather(
+            *(provider.get_token(SCOPE, force_refresh=True) for _ in range(100))
+        )
+        assert len({t.token for t in tokens}) == 1
+        assert credential.version == version
+    assert token_requests(emulator, cert_app) == 1 + 2 and rejected(emulator, cert_app) == 1
+    assert vault_reads(emulator, f"/secrets/{name}") == 1 + 1

@@ -153,3 +153,65 @@ async def test_a_tenant_changes_nothing(emulator: Emulator, identity: ManagedIde
         plain = await provider.get_token(VAULT_SCOPE)
         assert await provider.get_token(VAULT_SCOPE, tenant_id="contoso.com") is plain
     assert mi_requests(emulator, identity) == 1
+
+
+async def test_the_imds_form_serves_a_hundred_callers_with_one_request(
+    emulator: Emulator, identity: ManagedIdentity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in _OTHER_SOURCES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in emulator.managed_identity.imds_environ.items():
+        monkeypatch.setenv(name, value)
+    emulator.faults.add(Fault("managed_identity", "latency", delay=0.2))
+    async with ManagedIdentityProvider(client_id=identity.client_id, retry=FAST) as provider:
+        tokens = await asyncio.gather(*(provider.get_token(VAULT_SCOPE) for _ in range(100)))
+    assert len({t.token for t in tokens}) == 1
+    imds = [
+        r
+        for r in emulator.requests.filter("managed_identity", client_id=identity.client_id)
+        if r.path.startswith("/metadata/identity/oauth2/token")
+    ]
+    assert len(imds) == 1
+
+
+async def test_it_authenticates_an_aiohttp_session_to_a_protected_api(
+    emulator: Emulator, identity: ManagedIdentity
+) -> None:
+    import aiohttp
+    from aiohttp import web
+
+    api = emulator.add_api(f"api://mi-orders-{identity.client_id[:8]}", roles=["Orders.Read"])
+    emulator.grant(identity.app, api, ["Orders.Read"])
+    seen: list[list[str]] = []
+
+    async def orders(request: web.Request) -> web.Response:
+        header = request.headers.get("Authorization", "")
+        claims = emulator.verify_access_token(header.removeprefix("Bearer "))
+        seen.append(list(claims.get("roles", [])))
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/orders", orders)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=emulator.server_ssl_context())
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    origin = f"https://127.0.0.1:{port}"
+    try:
+        from aioentra.aiohttp import authenticated_session
+
+        connector = aiohttp.TCPConnector(ssl=emulator.ssl_context())
+        async with (
+            ManagedIdentityProvider(client_id=identity.client_id) as provider,
+            authenticated_session(
+                provider, {origin: f"{api.identifier_uri}/.default"}, connector=connector
+            ) as session,
+        ):
+            for _ in range(3):
+                async with session.get(f"{origin}/orders") as response:
+                    assert response.status == 200
+    finally:
+        await runner.cleanup()
+    assert seen == [["Orders.Read"]] * 3
+    assert mi_requests(emulator, identity) == 1
