@@ -40,7 +40,7 @@ from ._policy import RetryPolicy
 from ._token import TokenResponse
 from ._transport import PLACEHOLDER_SECRET, LoopTransport
 from ._workers import WorkerPool
-from .credentials import AssertionContext, Credential, Proof
+from .credentials._base import AssertionContext, Credential, Proof
 
 __all__ = ["MsalEngine", "NoThrottleCache", "NoTokenCache", "run_in_worker", "with_retries"]
 
