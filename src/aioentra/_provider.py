@@ -78,6 +78,7 @@ class TokenProvider(TokenSourceBase):
         "_close_credential",
         "_credential",
         "_engine",
+        "_reloaded",
         "_reloading",
         "_tenants",
     )
@@ -154,6 +155,7 @@ class TokenProvider(TokenSourceBase):
         self._capabilities = tuple(client_capabilities)
         self._engine: MsalEngine | None = None
         self._reloading: asyncio.Task[bool] | None = None
+        self._reloaded = 0  # reloads that found new material; see _acquire
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -225,12 +227,18 @@ class TokenProvider(TokenSourceBase):
         self, scope: str, claims: str | None, tenant: str | None, deadline: float
     ) -> TokenResponse:
         engine = self._get_engine()
+        reloads_before = self._reloaded
         try:
             return await engine.acquire(scope, claims=claims, tenant=tenant, deadline=deadline)
         except CredentialRejectedError as error:
             if not RELOAD_CODES.intersection(error.error_codes):
                 raise
-            if not await self._within(deadline, self._reload(error), "reloading the credential"):
+            # A request that left with the old proof may be rejected after another key's
+            # reload replaced it: it needs the one retry, not a reload of its own (which would
+            # find nothing new, or move a chain past a member that works).
+            if self._reloaded == reloads_before and not await self._within(
+                deadline, self._reload(error), "reloading the credential"
+            ):
                 raise
         logger.info(
             "the token endpoint rejected %r; it reloaded, trying once more", self._credential
@@ -255,12 +263,15 @@ class TokenProvider(TokenSourceBase):
 
     async def _run_reload(self, error: AioEntraError) -> bool:
         try:
-            return await reload_credential(self._credential, ReloadReason.from_error(error))
+            changed = await reload_credential(self._credential, ReloadReason.from_error(error))
         except Exception as exc:
             logger.warning(
                 "reloading %r after a rejection failed: %s", self._credential, type(exc).__name__
             )
             return False
+        if changed:
+            self._reloaded += 1
+        return changed
 
     def _get_engine(self) -> MsalEngine:
         if self._engine is None:

@@ -250,7 +250,14 @@ class TokenSourceBase:
     async def __aenter__(self: T) -> T:
         source = cast(TokenSourceBase, self)
         await source._check_open()
-        await source._ensure_started()
+        deadline = asyncio.get_running_loop().time() + source._retry.total_timeout
+        try:
+            await source._within(deadline, source._ensure_started(), "starting the credential")
+        except BaseException:
+            # No __aexit__ follows a failed __aenter__, and the caller holds no reference to
+            # close: close here, so nothing the start opened is left behind.
+            await source.close()
+            raise
         return self
 
     async def __aexit__(

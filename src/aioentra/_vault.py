@@ -30,6 +30,7 @@ import aiohttp
 
 from ._authority import is_loopback_host
 from ._errors import AioEntraError, ConfigurationError, KeyVaultError, fresh
+from ._policy import parse_retry_after
 from ._tls import checked_ssl_context
 from ._workers import WorkerPool
 
@@ -172,11 +173,15 @@ class VaultAccess:
         return {
             "transport": AioHttpTransport(session=self._session, session_owner=False),
             "verify_challenge_resource": self._verify_challenge_resource,
-            # azure-core's own retries, kept short: the credentials' cell backs off for longer,
-            # and a startup load should fail in seconds, not minutes.
+            # azure-core's own retries, kept short and blind to Retry-After: the credentials'
+            # cell backs off (Retry-After included, capped) instead of a sleeping request, and a
+            # startup load fails in seconds, not minutes.
             "retry_total": 2,
+            "retry_status": 0,
             "retry_backoff_factor": 0.3,
             "retry_backoff_max": 2,
+            "connection_timeout": 10,
+            "read_timeout": 10,
         }
 
 
@@ -235,8 +240,15 @@ def vault_error(exc: BaseException, what: str) -> AioEntraError:
         hint = "see the vault's error code."
     else:
         hint = "see the vault's documentation for this error."
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
     error = KeyVaultError(
-        f"{what} failed: {detail}", hint=hint, error=code or None, status=status, code=code
+        f"{what} failed: {detail}",
+        hint=hint,
+        error=code or None,
+        status=status,
+        code=code,
+        retry_after=parse_retry_after(dict(headers)) if headers is not None else None,
     )
     error.retryable = retryable
     return error

@@ -22,6 +22,7 @@ see :class:`~aioentra._vault.VaultAccess`. The Key Vault credentials are in
 
 from __future__ import annotations
 
+import math
 import re
 import ssl
 from collections.abc import Iterable, Iterator, Mapping
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ._errors import AioEntraError, ConfigurationError, SecretsNotLoadedError
+from ._errors import AioEntraError, ConfigurationError, KeyVaultError, SecretsNotLoadedError
 from ._vault import VaultAccess, vault_error
 
 if TYPE_CHECKING:
@@ -75,11 +76,14 @@ async def load_secrets(
     ssl_context: ssl.SSLContext | None = None,
     verify_challenge_resource: bool | None = None,
     concurrency: int = 64,
+    timeout: float = 30.0,  # noqa: ASYNC109 - the error then names what did not finish
 ) -> Secrets:
     """Read the latest version of each of ``names`` from the vault at ``vault_url``.
 
     ``credential`` is any azure-core ``AsyncTokenCredential`` (default: this machine's managed
-    identity, closed again before returning); ``concurrency`` bounds the reads in flight.
+    identity, closed again before returning); ``concurrency`` bounds the reads in flight and
+    ``timeout`` the whole load. A secret that fails with a retryable error (429, 5xx, a reset)
+    is read once more, after its ``Retry-After`` (at most 10 s).
 
     Raises:
         ConfigurationError: a name is not a Key Vault name, or an option is wrong.
@@ -88,6 +92,8 @@ async def load_secrets(
     wanted = _checked_names(names)
     if not isinstance(concurrency, int) or concurrency < 1:
         raise ConfigurationError("concurrency must be an int of at least 1")
+    if not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+        raise ConfigurationError("timeout must be a number of seconds > 0")
     access = VaultAccess(
         vault_url,
         credential=credential,
@@ -95,36 +101,13 @@ async def load_secrets(
         ssl_context=ssl_context,
         verify_challenge_resource=verify_challenge_resource,
     )
-    values: dict[str, str] = {}
-    failures: dict[str, AioEntraError] = {}
     try:
-        client = await access.secrets()
-
-        async def read(name: str) -> None:
-            try:
-                secret = await client.get_secret(name)
-            except Exception as exc:
-                failures[name] = vault_error(exc, f"reading secret {name!r}")
-                return
-            if not isinstance(secret.value, str):
-                failures[name] = ConfigurationError(f"secret {name!r} has no value")
-                return
-            values[name] = secret.value
-
-        if wanted:
-            await read(wanted[0])  # answers the vault's challenge; the rest reuse the token
-        limiter = anyio.CapacityLimiter(concurrency)
-
-        async def bounded(name: str) -> None:
-            async with limiter:
-                await read(name)
-
-        async with anyio.create_task_group() as group:
-            for name in wanted[1:]:
-                group.start_soon(bounded, name)
+        values, failures = await _read_all(access, wanted, concurrency, float(timeout))
     finally:
         await access.close()
     if failures:
+        values.clear()  # no frame of the error holds a value that did load
+        del values
         raise SecretsNotLoadedError(
             f"{len(failures)} of {len(wanted)} secrets could not be read from "
             f"{access.vault_url}: "
@@ -133,6 +116,55 @@ async def load_secrets(
             hint="each failure's hint is in SecretsNotLoadedError.failures[name].hint.",
         )
     return Secrets({name: values[name] for name in wanted})
+
+
+async def _read_all(
+    access: VaultAccess,
+    wanted: list[str],
+    concurrency: int,
+    timeout: float,  # noqa: ASYNC109 - see load_secrets
+) -> tuple[dict[str, str], dict[str, AioEntraError]]:
+    """Every name once, concurrently; names that fail with a retryable error once more."""
+    values: dict[str, str] = {}
+    failures: dict[str, AioEntraError] = {}
+    client = await access.secrets()
+    limiter = anyio.CapacityLimiter(concurrency)
+
+    async def read(name: str) -> None:
+        async with limiter:
+            try:
+                secret = await client.get_secret(name)
+            except Exception as exc:
+                failures[name] = vault_error(exc, f"reading secret {name!r}")
+                return
+        if not isinstance(secret.value, str):
+            failures[name] = ConfigurationError(f"secret {name!r} has no value")
+            return
+        failures.pop(name, None)
+        values[name] = secret.value
+
+    async def round_of(names: list[str]) -> None:
+        async with anyio.create_task_group() as group:
+            for name in names:
+                group.start_soon(read, name)
+
+    with anyio.move_on_after(timeout) as scope:
+        if wanted:
+            await read(wanted[0])  # answers the vault's challenge; the rest reuse the token
+        await round_of(wanted[1:])
+        again = [name for name, error in failures.items() if error.retryable]
+        if again:
+            waits = [failures[name].retry_after or 1.0 for name in again]
+            await anyio.sleep(min(max(waits), 10.0))
+            await round_of(again)
+    if scope.cancelled_caught:
+        for name in wanted:
+            if name not in values and name not in failures:
+                failures[name] = KeyVaultError(
+                    f"reading secret {name!r} did not finish within {timeout:g}s",
+                    hint="the vault is slow or unreachable; raise timeout= if this is expected.",
+                )
+    return values, failures
 
 
 def _checked_names(names: Iterable[str]) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from aioentra import ClientSecret, RetryPolicy, TokenProvider
-from aioentra.emulator import Api, App, Emulator
+from aioentra.emulator import Api, App, Emulator, ManagedIdentity
 
 API_URI = "api://aioentra-tests"
 SCOPE = f"{API_URI}/.default"
@@ -53,3 +53,56 @@ def make_provider(emulator: Emulator, app: App) -> Callable[..., TokenProvider]:
 def token_requests(emulator: Emulator, app: App) -> int:
     """Token requests the emulator received from ``app``."""
     return emulator.requests.count(endpoint="token", client_id=app.client_id)
+
+
+# -- Key Vault: the vault reached with the machine's (emulated) managed identity --------------
+
+_OTHER_SOURCES = (
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "IMDS_ENDPOINT",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+)
+
+
+@pytest.fixture
+def vault_identity(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> ManagedIdentity:
+    """This machine's managed identity, allowed to read secrets and certificates and to sign."""
+    for name in _OTHER_SOURCES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in emulator.managed_identity.environ.items():
+        monkeypatch.setenv(name, value)
+    identity = emulator.managed_identity.system_assigned  # what the vault credentials use
+    emulator.vault.grant(identity, ["get"], keys=["get", "sign"], certificates=["get"])
+    return identity
+
+
+@pytest.fixture
+def cert_app(emulator: Emulator, api: Api, aioentra_cert_app: App) -> App:
+    emulator.grant(aioentra_cert_app, api, ["Things.Read"])
+    return aioentra_cert_app
+
+
+def vault_reads(emulator: Emulator, path: str) -> int:
+    """Answered reads of ``path`` (a secret, certificate or key path) in the vault."""
+    return sum(
+        1
+        for record in emulator.requests.filter("keyvault", status=200)
+        if record.method == "GET" and record.path.split("?")[0].startswith(path)
+    )
+
+
+def unique(name: str) -> str:
+    """A name no other test of the session uses (the vault is shared)."""
+    unique.count = getattr(unique, "count", 0) + 1  # type: ignore[attr-defined]
+    return f"{name}-{unique.count}"  # type: ignore[attr-defined]
+
+
+def rejected(emulator: Emulator, app: App) -> int:
+    return sum(
+        1
+        for record in emulator.requests.filter("token", client_id=app.client_id)
+        if record.status == 401
+    )

@@ -16,10 +16,12 @@ from aioentra import (
     CredentialRejectedError,
     CredentialUnavailableError,
     Proof,
+    ProviderClosedError,
     ReloadReason,
     TokenProvider,
 )
 from aioentra.emulator import Api, App, Emulator
+from aioentra.testing import ManualClock
 
 from .conftest import SCOPE, token_requests
 
@@ -153,12 +155,32 @@ async def test_a_failing_start_is_typed_and_tried_again(
         credential.started += 1
 
     credential.start = start  # type: ignore[method-assign]
-    provider = make_provider(credential)
+    clock = ManualClock()
+    provider = make_provider(credential, clock=clock)
     with pytest.raises(CredentialUnavailableError, match="starting"):
-        await provider.__aenter__()
-    async with provider:
-        assert await provider.get_token(SCOPE)
+        await provider.get_token(SCOPE)  # the first request starts it, and fails
+    clock.advance(60)  # past the key's back-off
+    assert await provider.get_token(SCOPE)  # the next request tries again
+    await provider.close()
     assert credential.started == 1
+
+
+async def test_a_failed_enter_closes_what_the_start_opened(
+    app: App, make_provider: MakeProvider
+) -> None:
+    credential = RotatingSecret(app.secret or "")
+
+    async def start() -> None:
+        raise OSError("vault unreachable")
+
+    credential.start = start  # type: ignore[method-assign]
+    provider = make_provider(credential)
+    with pytest.raises(CredentialUnavailableError):
+        async with provider:
+            raise AssertionError("not entered")
+    assert credential.closed == 1  # no __aexit__ follows a failed __aenter__: closed there
+    with pytest.raises(ProviderClosedError):
+        await provider.get_token(SCOPE)
 
 
 async def test_an_object_of_the_old_shape_is_told_how_to_migrate(

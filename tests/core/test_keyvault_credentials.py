@@ -24,63 +24,14 @@ from aioentra import (
     TokenProvider,
 )
 from aioentra.credentials._keyvault import PEM, PKCS12
-from aioentra.emulator import Api, App, Emulator, Fault, ManagedIdentity
+from aioentra.emulator import App, Emulator, Fault, ManagedIdentity
 from aioentra.testing import ManualClock
 
-from .conftest import SCOPE, token_requests
+from .conftest import SCOPE, rejected, token_requests, unique, vault_reads
 
 pytestmark = pytest.mark.anyio
 
 MakeProvider = Callable[..., TokenProvider]
-
-_OTHER_SOURCES = (
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "IMDS_ENDPOINT",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-)
-
-
-@pytest.fixture
-def vault_identity(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> ManagedIdentity:
-    """This machine's managed identity, allowed to read secrets and certificates and to sign."""
-    for name in _OTHER_SOURCES:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in emulator.managed_identity.environ.items():
-        monkeypatch.setenv(name, value)
-    identity = emulator.managed_identity.system_assigned  # what the vault credentials use
-    emulator.vault.grant(identity, ["get"], keys=["get", "sign"], certificates=["get"])
-    return identity
-
-
-@pytest.fixture
-def cert_app(emulator: Emulator, api: Api, aioentra_cert_app: App) -> App:
-    emulator.grant(aioentra_cert_app, api, ["Things.Read"])
-    return aioentra_cert_app
-
-
-def vault_reads(emulator: Emulator, path: str) -> int:
-    """Answered reads of ``path`` (a secret, certificate or key path) in the vault."""
-    return sum(
-        1
-        for record in emulator.requests.filter("keyvault", status=200)
-        if record.method == "GET" and record.path.split("?")[0].startswith(path)
-    )
-
-
-def unique(name: str) -> str:
-    unique.count = getattr(unique, "count", 0) + 1  # type: ignore[attr-defined]
-    return f"{name}-{unique.count}"  # type: ignore[attr-defined]
-
-
-def rejected(emulator: Emulator, app: App) -> int:
-    return sum(
-        1
-        for record in emulator.requests.filter("token", client_id=app.client_id)
-        if record.status == 401
-    )
 
 
 async def test_a_secret_in_the_vault_gets_a_token(
@@ -172,12 +123,14 @@ async def test_a_scheduled_reload_picks_up_a_new_version_without_a_rejection(
     assert vault_reads(emulator, f"/secrets/{name}") == 2
 
 
+@pytest.mark.parametrize("fault", ["status", "reset"])
 async def test_the_last_good_value_serves_while_the_vault_fails(
     emulator: Emulator,
     app: App,
     vault_identity: ManagedIdentity,
     make_provider: MakeProvider,
     caplog: pytest.LogCaptureFixture,
+    fault: str,
 ) -> None:
     clock = ManualClock()
     name = unique("outage-secret")
@@ -187,7 +140,7 @@ async def test_the_last_good_value_serves_while_the_vault_fails(
     )
     async with make_provider(credential) as provider:
         await provider.get_token(SCOPE)
-        emulator.faults.add(Fault("keyvault", "status", status=503, count=None))
+        emulator.faults.add(Fault("keyvault", fault, status=503, count=None))  # type: ignore[arg-type]
         clock.advance(61)
         with caplog.at_level(logging.WARNING, logger="aioentra.keyvault"):
             for _ in range(5):

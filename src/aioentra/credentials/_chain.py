@@ -39,11 +39,14 @@ class CredentialChain:
     * When the token endpoint rejects the one serving with a reload code, ``reload()`` asks it
       to reload; if it has nothing new, the chain moves to the next one that loads. Which one
       serves is logged (its ``repr``, never a secret).
-    * ``close()`` closes every member that was started.
+    * ``close()`` closes every member whose start was tried.
     """
 
     def __init__(self, credentials: Sequence[Credential]) -> None:
-        members = list(credentials) if not isinstance(credentials, (str, bytes)) else []
+        try:
+            members = list(credentials) if not isinstance(credentials, (str, bytes)) else []
+        except TypeError:
+            raise ConfigurationError("CredentialChain takes a list of credentials") from None
         if not members:
             raise ConfigurationError("CredentialChain needs at least one credential")
         for member in members:
@@ -106,6 +109,7 @@ class CredentialChain:
         failures: list[str] = []
         for index in range(first, len(self._members)):
             member = self._members[index]
+            self._started.add(index)  # even a failed start may have opened something to close
             try:
                 await start_credential(member)
             except Exception as error:  # any failure to load moves on to the next one
@@ -113,7 +117,6 @@ class CredentialChain:
                 failures.append(f"{member!r}: {reason}")
                 logger.warning("credential chain: %r did not load: %s", member, reason)
                 continue
-            self._started.add(index)
             self._index = index
             logger.info("credential chain: %r serves (%s)", member, why)
             return

@@ -88,6 +88,10 @@ class _VaultCredential:
             raise ConfigurationError(f"{version!r} is not a Key Vault version id")
         if not isinstance(reload_every, (int, float)) or not 0 < reload_every < math.inf:
             raise ConfigurationError("reload_every must be a number of seconds > 0")
+        if clock is not None and not (
+            callable(getattr(clock, "monotonic", None)) and callable(getattr(clock, "time", None))
+        ):
+            raise ConfigurationError("clock must have monotonic() and time() methods")
         self._access = VaultAccess(
             vault_url,
             credential=credential,
