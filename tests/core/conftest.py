@@ -57,23 +57,31 @@ def token_requests(emulator: Emulator, app: App) -> int:
 
 # -- Key Vault: the vault reached with the machine's (emulated) managed identity --------------
 
-_OTHER_SOURCES = (
+MANAGED_IDENTITY_SOURCES = (
     "IDENTITY_ENDPOINT",
     "IDENTITY_HEADER",
+    "IDENTITY_SERVER_THUMBPRINT",
     "IMDS_ENDPOINT",
     "MSI_ENDPOINT",
     "MSI_SECRET",
     "AZURE_POD_IDENTITY_AUTHORITY_HOST",
 )
+"""The variables by which msal finds a managed-identity endpoint."""
+
+
+def use_managed_identity(monkeypatch: pytest.MonkeyPatch, environ: dict[str, str]) -> None:
+    """Point this process's managed identity at the emulator: ``environ`` is the emulator's
+    App Service (``environ``) or IMDS (``imds_environ``) form, and no other source is set."""
+    for name in MANAGED_IDENTITY_SOURCES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture
 def vault_identity(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> ManagedIdentity:
     """This machine's managed identity, allowed to read secrets and certificates and to sign."""
-    for name in _OTHER_SOURCES:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in emulator.managed_identity.environ.items():
-        monkeypatch.setenv(name, value)
+    use_managed_identity(monkeypatch, emulator.managed_identity.environ)
     identity = emulator.managed_identity.system_assigned  # what the vault credentials use
     emulator.vault.grant(identity, ["get"], keys=["get", "sign"], certificates=["get"])
     return identity

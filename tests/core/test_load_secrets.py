@@ -8,24 +8,14 @@ from aioentra import ConfigurationError, ManagedIdentityProvider, SecretsNotLoad
 from aioentra.emulator import Emulator, Fault, ManagedIdentity
 from aioentra.keyvault import load_secrets
 
-pytestmark = pytest.mark.anyio
+from .conftest import use_managed_identity
 
-_OTHER_SOURCES = (
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "IMDS_ENDPOINT",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-)
+pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 def reader(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> ManagedIdentity:
-    for name in _OTHER_SOURCES:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in emulator.managed_identity.environ.items():
-        monkeypatch.setenv(name, value)
+    use_managed_identity(monkeypatch, emulator.managed_identity.environ)
     identity = emulator.managed_identity.add_identity(name="startup-reader")
     emulator.vault.grant(identity, ["get"])
     return identity

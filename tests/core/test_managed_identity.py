@@ -17,29 +17,18 @@ from aioentra import (
 from aioentra.emulator import Emulator, Fault, ManagedIdentity
 from aioentra.testing import ManualClock
 
+from .conftest import use_managed_identity
+
 pytestmark = pytest.mark.anyio
 
 VAULT_SCOPE = "https://vault.azure.net/.default"
 FAST = RetryPolicy(base_delay=0.01, max_delay=0.05)
 
-_OTHER_SOURCES = (
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "IDENTITY_SERVER_THUMBPRINT",
-    "IMDS_ENDPOINT",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-)
-
 
 @pytest.fixture
 def identity(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> ManagedIdentity:
     """A user-assigned identity, served through the App Service form of the endpoint."""
-    for name in _OTHER_SOURCES:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in emulator.managed_identity.environ.items():
-        monkeypatch.setenv(name, value)
+    use_managed_identity(monkeypatch, emulator.managed_identity.environ)
     return emulator.managed_identity.add_identity()
 
 
@@ -158,10 +147,7 @@ async def test_a_tenant_changes_nothing(emulator: Emulator, identity: ManagedIde
 async def test_the_imds_form_serves_a_hundred_callers_with_one_request(
     emulator: Emulator, identity: ManagedIdentity, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in _OTHER_SOURCES:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in emulator.managed_identity.imds_environ.items():
-        monkeypatch.setenv(name, value)
+    use_managed_identity(monkeypatch, emulator.managed_identity.imds_environ)
     emulator.faults.add(Fault("managed_identity", "latency", delay=0.2))
     async with ManagedIdentityProvider(client_id=identity.client_id, retry=FAST) as provider:
         tokens = await asyncio.gather(*(provider.get_token(VAULT_SCOPE) for _ in range(100)))
