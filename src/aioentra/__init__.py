@@ -40,12 +40,15 @@ if TYPE_CHECKING:
         CredentialRejectedError as CredentialRejectedError,
         CredentialUnavailableError as CredentialUnavailableError,
         IdentityProviderUnavailableError as IdentityProviderUnavailableError,
+        InsufficientPermissionsError as InsufficientPermissionsError,
         InvalidScopeError as InvalidScopeError,
+        InvalidTokenError as InvalidTokenError,
         KeyVaultError as KeyVaultError,
         ProviderClosedError as ProviderClosedError,
         SecretsNotLoadedError as SecretsNotLoadedError,
         TenantNotFoundError as TenantNotFoundError,
         ThrottledError as ThrottledError,
+        TokenValidationError as TokenValidationError,
     )
     from ._managed_identity import (
         ManagedIdentityProvider as ManagedIdentityProvider,
@@ -60,6 +63,12 @@ if TYPE_CHECKING:
     )
     from ._token import (
         AccessToken as AccessToken,
+    )
+    from ._validation import (
+        Claims as Claims,
+    )
+    from ._validator import (
+        TokenValidator as TokenValidator,
     )
     from .credentials import (
         RELOAD_CODES as RELOAD_CODES,
@@ -98,12 +107,15 @@ _LAZY: dict[str, str] = {
             "CredentialRejectedError",
             "CredentialUnavailableError",
             "IdentityProviderUnavailableError",
+            "InsufficientPermissionsError",
             "InvalidScopeError",
+            "InvalidTokenError",
             "KeyVaultError",
             "ProviderClosedError",
             "SecretsNotLoadedError",
             "TenantNotFoundError",
             "ThrottledError",
+            "TokenValidationError",
         ),
         "._errors",
     ),
@@ -111,6 +123,8 @@ _LAZY: dict[str, str] = {
     **dict.fromkeys(("RefreshPolicy", "RetryPolicy"), "._policy"),
     **dict.fromkeys(("ProviderOptions", "TokenProvider"), "._provider"),
     "AccessToken": "._token",
+    "Claims": "._validation",
+    "TokenValidator": "._validator",
     **dict.fromkeys(
         (
             "RELOAD_CODES",

@@ -24,12 +24,15 @@ __all__ = [
     "CredentialRejectedError",
     "CredentialUnavailableError",
     "IdentityProviderUnavailableError",
+    "InsufficientPermissionsError",
     "InvalidScopeError",
+    "InvalidTokenError",
     "KeyVaultError",
     "ProviderClosedError",
     "SecretsNotLoadedError",
     "TenantNotFoundError",
     "ThrottledError",
+    "TokenValidationError",
     "error_from_response",
     "raises_cleanly",
 ]
@@ -156,6 +159,32 @@ class SecretsNotLoadedError(KeyVaultError):
 
     def __init__(self, message: str, *, failures: Mapping[str, AioEntraError], **kwargs: Any):
         self.failures = dict(failures)
+        super().__init__(message, **kwargs)
+
+
+class TokenValidationError(AioEntraError):
+    """An API refused an incoming access token; ``status`` is the HTTP status to answer and
+    ``error`` the RFC 6750 error code for its ``WWW-Authenticate`` header."""
+
+
+class InvalidTokenError(TokenValidationError):
+    """The token is missing, malformed, expired, badly signed or not meant for this API
+    (HTTP 401, ``invalid_token``): the caller should get a new token."""
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs.setdefault("status", 401)
+        kwargs.setdefault("error", "invalid_token")
+        super().__init__(message, **kwargs)
+
+
+class InsufficientPermissionsError(TokenValidationError):
+    """The token is valid but lacks a role (or is a user token where an app's is required):
+    HTTP 403, ``insufficient_scope``. A new token does not help: an administrator must grant
+    the app role (admin consent)."""
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs.setdefault("status", 403)
+        kwargs.setdefault("error", "insufficient_scope")
         super().__init__(message, **kwargs)
 
 

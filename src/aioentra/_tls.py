@@ -1,18 +1,21 @@
 """TLS rules for every connection that carries a credential or a token: verification stays on.
 
-Nothing here does I/O; token sources and Key Vault access call these checks on what a user
-hands them (a session, an SSL context) before anything is sent.
+The checks do no I/O; token sources and Key Vault access call them on what a user hands them
+(a session, an SSL context) before anything is sent. :func:`load_verify_context` reads a CA
+file off the event loop.
 """
 
 from __future__ import annotations
 
+import functools
 import ssl
 
 import aiohttp
 
 from ._errors import ConfigurationError
+from ._workers import WorkerPool
 
-__all__ = ["checked_session", "checked_ssl_context"]
+__all__ = ["checked_session", "checked_ssl_context", "load_verify_context"]
 
 
 def checked_session(session: aiohttp.ClientSession | None) -> aiohttp.ClientSession | None:
@@ -52,3 +55,18 @@ def checked_ssl_context(context: object, what: str) -> ssl.SSLContext:
             "server's CA with ca_file= (or load_verify_locations) instead.",
         )
     return context
+
+
+async def load_verify_context(ca_file: str | None, thread_name: str) -> ssl.SSLContext:
+    """A verifying context with ``ca_file`` (or the system's trust store, ``SSL_CERT_FILE``
+    included), read once in a worker thread of our own (ended before returning)."""
+    workers = WorkerPool(1, name=thread_name)
+    try:
+        return await workers.run(functools.partial(ssl.create_default_context, cafile=ca_file))
+    except (OSError, ssl.SSLError):
+        raise ConfigurationError(
+            f"ca_file {ca_file!r} could not be loaded",
+            hint="give a readable PEM file with the CA certificates to trust.",
+        ) from None
+    finally:
+        await workers.close()

@@ -20,7 +20,6 @@ through :class:`VaultAccess`, so the same rules hold everywhere:
 
 from __future__ import annotations
 
-import functools
 import logging
 import ssl
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,8 +30,7 @@ import aiohttp
 from ._authority import is_loopback_host
 from ._errors import AioEntraError, ConfigurationError, KeyVaultError, fresh
 from ._policy import parse_retry_after
-from ._tls import checked_ssl_context
-from ._workers import WorkerPool
+from ._tls import checked_ssl_context, load_verify_context
 
 if TYPE_CHECKING:
     from azure.core.credentials_async import AsyncTokenCredential
@@ -168,7 +166,9 @@ class VaultAccess:
         from azure.core.pipeline.transport import AioHttpTransport
 
         if self._session is None:
-            context = self._ssl_context or await _load_ca(self._ca_file)
+            context = self._ssl_context or await load_verify_context(
+                self._ca_file, "aioentra-keyvault"
+            )
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context))
         return {
             "transport": AioHttpTransport(session=self._session, session_owner=False),
@@ -183,21 +183,6 @@ class VaultAccess:
             "connection_timeout": 10,
             "read_timeout": 10,
         }
-
-
-async def _load_ca(ca_file: str | None) -> ssl.SSLContext:
-    """A verifying context with ``ca_file`` (or the system's trust store, ``SSL_CERT_FILE``
-    included), read once in a worker thread of our own (ended before returning)."""
-    workers = WorkerPool(1, name="aioentra-keyvault")
-    try:
-        return await workers.run(functools.partial(ssl.create_default_context, cafile=ca_file))
-    except (OSError, ssl.SSLError):
-        raise ConfigurationError(
-            f"ca_file {ca_file!r} could not be loaded",
-            hint="give a readable PEM file with the CA certificates to trust.",
-        ) from None
-    finally:
-        await workers.close()
 
 
 def vault_error(exc: BaseException, what: str) -> AioEntraError:

@@ -36,9 +36,9 @@ from aiohttp import ClientHandlerType, ClientRequest, ClientResponse, hdrs
 from aiohttp.multipart import BodyPartReaderPayload
 from aiohttp.payload import AsyncIterablePayload, Payload
 
-from ._challenge import Challenge, Retry, decide, parse_bearer_challenge
-from ._origins import OriginScopes
-from ._token import AccessToken
+from .._challenge import Challenge, Retry, decide, parse_bearer_challenge
+from .._origins import OriginScopes
+from .._token import AccessToken
 
 __all__ = ["BearerTokenMiddleware", "TokenSource", "authenticated_session", "is_replayable"]
 

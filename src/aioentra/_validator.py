@@ -1,0 +1,323 @@
+"""``TokenValidator``: checks the access tokens an API receives, with the authority's keys.
+
+The pieces, composed: :mod:`aioentra._validation` decides what a token must say (pure),
+:mod:`aioentra._jwks` fetches and checks the authority's keys, and a
+:class:`~aioentra._flight.Flight` cell holds them (single flight, refresh in the
+background, back-off, at most one refetch per ``unknown_key_interval`` for an unknown
+``kid``, last good keys kept through outages). PyJWT checks the signature.
+
+A token that verified is remembered (bounded, until it expires), so an API called many
+times with one token checks its RSA signature once; its lifetime is checked on every call.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import ssl
+from collections.abc import Iterable
+from typing import Any
+
+import aiohttp
+import jwt
+
+from ._authority import Authority
+from ._errors import (
+    ConfigurationError,
+    InvalidTokenError,
+    ProviderClosedError,
+    raises_cleanly,
+)
+from ._flight import Clock, Fetched, Flight, Reason, SystemClock
+from ._jwks import KeyFetcher, SigningKeys
+from ._policy import RefreshPolicy
+from ._tls import checked_session, checked_ssl_context, load_verify_context
+from ._token import MAX_TOKEN_LENGTH
+from ._validation import (
+    DEFAULT_ALGORITHMS,
+    ClaimRules,
+    Claims,
+    check_claims,
+    check_header,
+    check_lifetime,
+)
+
+__all__ = ["TokenValidator"]
+
+logger = logging.getLogger("aioentra.validation")
+
+_DECODE_OPTIONS: Any = {
+    # The signature only: the claims are checked by check_claims, with our error messages.
+    "verify_signature": True,
+    "verify_aud": False,
+    "verify_iss": False,
+    "verify_exp": False,
+    "verify_nbf": False,
+    "verify_iat": False,
+    "require": [],
+}
+
+
+class TokenValidator:
+    """Validates bearer tokens for an API protected by Entra ID (or another OpenID provider).
+
+    Args:
+        audience: the API's App ID URI and/or client id (v2 tokens carry the client id, v1
+            tokens what the caller asked for); a client id also accepts ``api://{client id}``.
+        authority: the Entra ID authority, ``https://login.microsoftonline.com/{tenant}``
+            (or the host, with ``tenant_id``); External ID: ``https://{name}.ciamlogin.com``.
+            Keys come from ``{authority}/v2.0/.well-known/openid-configuration``.
+        oidc_authority: instead of ``authority``, the issuer URL of any OpenID provider
+            (keys from ``{issuer}/.well-known/openid-configuration``; no Entra claim rules).
+        tenants: tenant ids whose tokens are accepted; required with the multi-tenant
+            ``organizations`` authority, optional otherwise (default: the authority's).
+        algorithms: accepted signing algorithms (default RS256; ``none`` and HMAC never).
+        leeway: seconds of clock skew allowed on ``exp`` and ``nbf``.
+        app_only: refuse user (delegated) tokens with a 403.
+        ca_file / ssl_context / session: TLS trust for the key fetches (verification on).
+        refresh_interval: how old the keys get before a background refresh (12 h).
+        unknown_key_interval: at most one refetch for an unknown ``kid`` in this many seconds.
+        timeout: seconds for each discovery or JWKS request.
+
+    Use it as ``async with TokenValidator(...) as validator`` (which loads the keys once, so
+    a wrong authority fails at startup) or call :meth:`close` when done.
+    """
+
+    @raises_cleanly
+    def __init__(
+        self,
+        *,
+        audience: str | Iterable[str],
+        authority: str | None = None,
+        tenant_id: str | None = None,
+        oidc_authority: str | None = None,
+        tenants: Iterable[str] | None = None,
+        algorithms: Iterable[str] = DEFAULT_ALGORITHMS,
+        leeway: float = 60.0,
+        app_only: bool = False,
+        ca_file: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        session: aiohttp.ClientSession | None = None,
+        refresh_interval: float = 12 * 3600.0,
+        unknown_key_interval: float = 300.0,
+        timeout: float = 10.0,
+        cache_size: int = 4096,
+        clock: Clock | None = None,
+    ) -> None:
+        self._closed = False
+        self._session: aiohttp.ClientSession | None = None
+        if (authority is None) == (oidc_authority is None):
+            raise ConfigurationError(
+                "pass authority= (Entra ID) or oidc_authority= (any OpenID provider), once",
+                hint="e.g. authority='https://login.microsoftonline.com/<tenant id>'.",
+            )
+        if oidc_authority is not None:
+            if tenant_id is not None:
+                raise ConfigurationError("tenant_id goes with authority=, not oidc_authority=")
+            metadata_url = _oidc_metadata_url(oidc_authority)
+            entra = False
+        else:
+            assert authority is not None
+            parsed = Authority.parse(authority, tenant_id)
+            if parsed.tenant.lower() == "organizations" and tenants is None:
+                raise ConfigurationError(
+                    "the 'organizations' authority accepts tokens of every tenant",
+                    hint="list the tenants whose apps may call the API: tenants=[...].",
+                )
+            metadata_url = f"{parsed.url}/v2.0/.well-known/openid-configuration"
+            entra = True
+        self._rules = ClaimRules.build(
+            audience=audience,
+            tenants=tenants,
+            algorithms=algorithms,
+            leeway=leeway,
+            app_only=app_only,
+            entra=entra,
+        )
+        for name, value in (
+            ("refresh_interval", refresh_interval),
+            ("unknown_key_interval", unknown_key_interval),
+            ("timeout", timeout),
+        ):
+            if not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ConfigurationError(f"{name} must be a positive number of seconds")
+        if not isinstance(cache_size, int) or cache_size < 0:
+            raise ConfigurationError("cache_size must be an int >= 0")
+        if ca_file is not None and (ssl_context is not None or session is not None):
+            raise ConfigurationError("pass one of ca_file, ssl_context or session")
+        if ssl_context is not None:
+            if session is not None:
+                raise ConfigurationError("pass one of ca_file, ssl_context or session")
+            checked_ssl_context(ssl_context, "ssl_context")
+        self._given_session = checked_session(session)
+        self._ca_file = ca_file
+        self._ssl_context = ssl_context
+        self._fetcher = KeyFetcher(metadata_url, algorithms=self._rules.algorithms, timeout=timeout)
+        self._clock: Clock = clock or SystemClock()
+        self._refresh_interval = float(refresh_interval)
+        self._keys: Flight[str, SigningKeys] = Flight(
+            self._fetch,
+            policy=RefreshPolicy(renewal_interval=float(unknown_key_interval)),
+            clock=self._clock,
+            observer=_KeyLog(),
+            same=lambda a, b: a is b,
+            closed_error=_closed,
+        )
+        self._verified: dict[str, Claims] = {}
+        self._cache_size = cache_size
+
+    # -- public API -----------------------------------------------------------------------------
+
+    @property
+    def metadata_url(self) -> str:
+        """Where the issuer and the keys are discovered."""
+        return self._fetcher.metadata_url
+
+    @property
+    def rules(self) -> ClaimRules:
+        return self._rules
+
+    async def validate(self, token: str) -> Claims:
+        """The token's validated claims; :class:`~aioentra.InvalidTokenError` (401) or
+        :class:`~aioentra.InsufficientPermissionsError` (403) when it is refused.
+
+        Keys that cannot be fetched raise the fetch's error
+        (:class:`~aioentra.IdentityProviderUnavailableError`, or
+        :class:`~aioentra.ConfigurationError` for a wrong authority): the token was not
+        judged, so an API should answer 503, not 401.
+        """
+        if self._closed:
+            raise _closed()
+        if not isinstance(token, str) or not token:
+            raise InvalidTokenError("no bearer token")
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise InvalidTokenError("the token is too long")
+        now = self._clock.time()
+        known = self._verified.get(token)
+        if known is not None:
+            try:
+                check_lifetime(known, self._rules, now=now)
+            except InvalidTokenError:
+                del self._verified[token]
+                raise
+            return known
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidTokenError("the token is not a JWT") from None
+        alg, kid = check_header(header, self._rules)
+        url = self._fetcher.metadata_url
+        keys = await self._keys.get(url)
+        key = keys.keys.get(kid)
+        if key is None:
+            # Keys rotate: ask once more (one fetch shared by every caller, and at most one per
+            # unknown_key_interval, so tokens with made-up kids cost one fetch, not one each).
+            keys = await self._keys.renew(url, keys)
+            key = keys.keys.get(kid)
+            if key is None:
+                raise InvalidTokenError("the token's signing key is not one of the issuer's")
+        try:
+            payload = jwt.decode(token, key=key.key, algorithms=[alg], options=_DECODE_OPTIONS)
+        except jwt.PyJWTError:
+            raise InvalidTokenError("the token's signature does not verify") from None
+        claims = check_claims(payload, self._rules, issuer=keys.issuer, now=now)
+        self._remember(token, claims)
+        return claims
+
+    async def start(self) -> None:
+        """Load the keys now (discovery + JWKS), so that configuration errors show at once."""
+        await self._keys.get(self._fetcher.metadata_url)
+
+    async def refresh(self) -> None:
+        """Fetch the keys again now (single flight with any fetch in progress)."""
+        await self._keys.get(self._fetcher.metadata_url, force=True)
+
+    async def close(self) -> None:
+        """End the key fetches in flight and close the session this validator opened."""
+        self._closed = True
+        await self._keys.close()
+        self._verified.clear()
+        session, self._session = self._session, None
+        if session is not None and session is not self._given_session:
+            await session.close()
+
+    async def __aenter__(self) -> TokenValidator:
+        try:
+            await self.start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        rules = getattr(self, "_rules", None)
+        fetcher = getattr(self, "_fetcher", None)
+        audiences = sorted(rules.audiences) if rules is not None else None
+        url = fetcher.metadata_url if fetcher is not None else None
+        return f"TokenValidator(metadata_url={url!r}, audiences={audiences!r})"
+
+    # -- internals ------------------------------------------------------------------------------
+
+    async def _fetch(self, url: str) -> Fetched[SigningKeys]:
+        keys = await self._fetcher.fetch(await self._open_session())
+        now = self._clock.monotonic()
+        # Usable without end: the last good keys keep serving while the authority is down.
+        return Fetched(keys, now + self._refresh_interval, math.inf)
+
+    async def _open_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            if self._given_session is not None:
+                self._session = self._given_session
+            else:
+                context = self._ssl_context or await load_verify_context(
+                    self._ca_file, "aioentra-validation"
+                )
+                self._session = aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(ssl=context, limit=4)
+                )
+        return self._session
+
+    def _remember(self, token: str, claims: Claims) -> None:
+        if self._cache_size == 0:
+            return
+        verified = self._verified
+        if len(verified) >= self._cache_size:
+            del verified[next(iter(verified))]  # the oldest
+        verified[token] = claims
+
+
+class _KeyLog:
+    """Logs key fetches: INFO when keys arrive, WARNING when a fetch fails."""
+
+    def fetched(self, key: str, reason: Reason, seconds: float) -> None:
+        logger.info("signing keys fetched from %s (%s) in %.3fs", key, reason.value, seconds)
+
+    def failed(
+        self, key: str, reason: Reason, error: Exception, backoff: float, serving: bool
+    ) -> None:
+        action = "the last good keys stay in use" if serving else "tokens cannot be checked"
+        logger.warning(
+            "signing keys could not be fetched from %s (%s): %s; %s, next fetch in %.1fs at "
+            "the earliest",
+            key,
+            reason.value,
+            error,
+            action,
+            backoff,
+        )
+
+
+def _closed() -> ProviderClosedError:
+    return ProviderClosedError("the token validator is closed; create a new one")
+
+
+def _oidc_metadata_url(issuer: object) -> str:
+    if not isinstance(issuer, str) or not issuer.startswith("https://") or len(issuer) < 9:
+        raise ConfigurationError(
+            f"oidc_authority {issuer!r} is not an https issuer URL",
+            hint="give the provider's issuer, e.g. 'https://login.contoso.com/tenant'.",
+        )
+    return f"{issuer.rstrip('/')}/.well-known/openid-configuration"
