@@ -2,7 +2,9 @@
 
 The :class:`Emulator` serves the Entra v2.0 endpoints (OIDC discovery, JWKS, instance discovery and
 the client-credentials token endpoint) over HTTPS on loopback, so that unmodified ``msal`` and
-``azure-identity`` clients get real, verifiable tokens offline. It also serves a Key Vault
+``azure-identity`` clients get real, verifiable tokens offline -- v2.0 tokens, or v1.0 ones for an
+API added with ``access_token_version=1`` (with the v1 discovery document and JWKS path for the
+APIs that validate them; ``rotate_signing_key()`` rolls the signing key). It also serves a Key Vault
 (:mod:`.keyvault`: secrets, certificates, their keys) and a managed-identity host
 (:mod:`.identity`: the App Service and IMDS endpoints)::
 

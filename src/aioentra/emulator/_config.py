@@ -7,8 +7,9 @@ JSON always; TOML too on Python 3.11+ (``tomllib``), chosen by the ``.toml`` suf
       "domain": "contoso.onmicrosoft.com",
       "token_lifetime": 3599, "refresh_in": null, "clock_skew": 300,
       "tenants": [{"tenant_id": "22222222-...", "domain": "fabrikam.onmicrosoft.com"}],
-      "apis": [{"identifier_uri": "api://orders", "roles": ["Orders.Read"], "name": "orders"}],
-      "apps": [{"name": "daemon", "client_id": "33333333-...",
+      "apis": [{"identifier_uri": "api://orders", "roles": ["Orders.Read"], "name": "orders",
+                "access_token_version": 1}],
+      "apps": [{"name": "daemon", "client_id": "33333333-...", "object_id": "44444444-...",
                 "secrets": ["dev-secret", {"value": "old", "expires_at": "2020-01-01T00:00:00Z"}],
                 "certificates": ["certs/daemon.pem"],
                 "federated_credentials": [{"issuer": "https://...", "subject": "..."}]}],
@@ -16,6 +17,9 @@ JSON always; TOML too on Python 3.11+ (``tomllib``), chosen by the ``.toml`` suf
     }
 
 ``tenant`` on an API or app names a tenant by GUID or domain (default: the default tenant).
+An API's ``access_token_version`` (1 or 2, default 2) is the manifest's
+``accessTokenAcceptedVersion`` (see ``Emulator.add_api``); an app's ``object_id`` is its service
+principal's object id, the ``oid``/``sub`` of its tokens (default: a new GUID).
 Certificate paths are PEM public certificates, relative to the file. A grant names its app by
 name or client id and its API by identifier URI, app id or name. Unknown keys are errors, so typos
 do not silently register nothing.
@@ -31,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ._model import TOKEN_EXCHANGE_AUDIENCE, FederatedCredential
 
@@ -68,6 +72,12 @@ class _Reader:
             raise ValueError(f"{self.where}.{key}: expected an integer")
         return value
 
+    def version(self, key: str) -> Literal[1, 2]:
+        value = self.data.get(key, 2)
+        if not isinstance(value, int) or isinstance(value, bool) or value not in (1, 2):
+            raise ValueError(f"{self.where}.{key}: expected 1 or 2, got {value!r}")
+        return 1 if value == 1 else 2
+
     def flag(self, key: str) -> bool:
         value = self.data.get(key, False)
         if not isinstance(value, bool):
@@ -101,6 +111,7 @@ class ApiSpec:
     tenant: str | None = None
     app_id: str | None = None
     assignment_required: bool = False
+    access_token_version: Literal[1, 2] = 2
 
 
 @dataclass(frozen=True)
@@ -117,6 +128,7 @@ class AppSpec:
     secrets: tuple[SecretSpec, ...] = ()
     certificates: tuple[Path, ...] = ()
     federated_credentials: tuple[FederatedCredential, ...] = ()
+    object_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -152,7 +164,15 @@ def _app(value: object, where: str, base: Path) -> AppSpec:
     r = _Reader(
         value,
         where,
-        ("name", "client_id", "tenant", "secrets", "certificates", "federated_credentials"),
+        (
+            "name",
+            "client_id",
+            "object_id",
+            "tenant",
+            "secrets",
+            "certificates",
+            "federated_credentials",
+        ),
     )
     feds = []
     for i, item in enumerate(r.items("federated_credentials")):
@@ -173,6 +193,7 @@ def _app(value: object, where: str, base: Path) -> AppSpec:
         ),
         certificates=tuple(base / p for p in r.texts("certificates")),
         federated_credentials=tuple(feds),
+        object_id=r.opt_text("object_id"),
     )
 
 
@@ -238,7 +259,15 @@ class EmulatorConfig:
             a = _Reader(
                 item,
                 f"{where}.apis[{i}]",
-                ("identifier_uri", "roles", "name", "tenant", "app_id", "assignment_required"),
+                (
+                    "identifier_uri",
+                    "roles",
+                    "name",
+                    "tenant",
+                    "app_id",
+                    "assignment_required",
+                    "access_token_version",
+                ),
             )
             apis.append(
                 ApiSpec(
@@ -248,6 +277,7 @@ class EmulatorConfig:
                     a.opt_text("tenant"),
                     a.opt_text("app_id"),
                     a.flag("assignment_required"),
+                    a.version("access_token_version"),
                 )
             )
         grants = []

@@ -18,7 +18,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
@@ -204,8 +204,18 @@ class Emulator(AppCredentials):
         name: str | None = None,
         app_id: str | None = None,
         assignment_required: bool = False,
+        access_token_version: Literal[1, 2] = 2,
     ) -> Api:
-        """A resource API requested as ``{identifier_uri}/.default`` (or ``{app_id}/.default``)."""
+        """A resource API requested as ``{identifier_uri}/.default`` (or ``{app_id}/.default``).
+
+        ``access_token_version`` is the manifest's ``accessTokenAcceptedVersion``. ``2`` (the
+        default): v2.0 tokens, ``aud`` = the app id, ``iss`` = :meth:`issuer`, ``azp``/``azpacr``.
+        ``1`` (Entra's behaviour for ``null``): v1.0 tokens from every endpoint and from
+        :meth:`issue_access_token` -- ``iss`` and ``idp`` = ``https://sts.windows.net/{tid}/``,
+        ``ver`` "1.0", ``appid``/``appidacr`` instead of ``azp``/``azpacr``, ``aud`` = the
+        resource exactly as requested (identifier URI, or the app id for ``{app_id}/.default``)
+        and ``x5t`` (= ``kid``) in the JWT header.
+        """
         return self.state.add_api(
             identifier_uri,
             roles,
@@ -213,6 +223,7 @@ class Emulator(AppCredentials):
             name=name or identifier_uri.rstrip("/").rsplit("/", 1)[-1] or identifier_uri,
             app_id=app_id,
             assignment_required=assignment_required,
+            access_token_version=access_token_version,
         )
 
     def add_app(
@@ -224,9 +235,16 @@ class Emulator(AppCredentials):
         tenant: str | None = None,
         secret_expires_at: datetime | None = None,
         client_id: str | None = None,
+        object_id: str | None = None,
     ) -> App:
-        """A daemon app; ``secret=True`` generates a secret, a string registers that value."""
-        app = self.state.add_app(name, tenant_id=self._tenant_id(tenant), client_id=client_id)
+        """A daemon app; ``secret=True`` generates a secret, a string registers that value.
+
+        ``client_id`` and ``object_id`` (the service principal: ``oid``/``sub`` of its tokens)
+        default to new GUIDs; given ones must be GUIDs no other app has and are lower-cased.
+        """
+        app = self.state.add_app(
+            name, tenant_id=self._tenant_id(tenant), client_id=client_id, object_id=object_id
+        )
         if secret is not False:
             self.add_secret(
                 app, secret if isinstance(secret, str) else None, expires_at=secret_expires_at
@@ -277,12 +295,9 @@ class Emulator(AppCredentials):
 
     def _register_identity(self, name: str, client_id: str | None, object_id: str | None) -> App:
         """The directory app of a new managed identity, in the default tenant."""
-        if object_id is not None and self.state.find_identity(object_id=object_id) is not None:
-            raise ValueError(f"object id {object_id} already exists")
-        app = self.state.add_app(name, tenant_id=self.tenant_id, client_id=client_id)
-        if object_id is not None:
-            app.object_id = object_id.lower()
-        return app
+        return self.state.add_app(
+            name, tenant_id=self.tenant_id, client_id=client_id, object_id=object_id
+        )
 
     # -- tokens -------------------------------------------------------------------------------
     def issue_access_token(
@@ -302,10 +317,15 @@ class Emulator(AppCredentials):
 
         The one public way to mint: the token endpoint and the managed-identity endpoints use
         the same minter. ``resource`` is a registered API (identifier URI or app id,
-        ``/.default`` optional) whose audience is used, or any other string used verbatim as
-        ``aud``; ``roles`` are put in as given (the token endpoint puts the granted ones);
-        ``claims`` adds or overrides claims; ``lifetime`` defaults to :attr:`token_lifetime`.
-        ``expires_on`` is Unix seconds.
+        ``/.default`` optional) whose audience and token version are used (an API added with
+        ``access_token_version=1`` gets a v1.0 token, ``aud`` = ``resource`` as given without
+        ``/.default``, ``azpacr`` going into ``appidacr``), or any other string used verbatim
+        as ``aud`` of a v2.0 token; ``roles`` are put in as given (the token endpoint puts the
+        granted ones); ``claims`` adds or overrides claims last, after every computed one
+        (``{"exp": ...}`` or ``{"nbf": ...}`` for expired or not-yet-valid tokens, ``{"scp":
+        "ToDoList.Read", "idtyp": "user"}`` for a delegated-looking one); ``lifetime`` (seconds,
+        any value, also < 300) defaults to :attr:`token_lifetime`. ``expires_on`` is Unix
+        seconds of the computed expiry (``iat + lifetime``), not of an overriding ``exp``.
         """
         minted = self._minter.mint(
             tenant_id=tenant_id,
@@ -320,15 +340,37 @@ class Emulator(AppCredentials):
         return minted.token, minted.expires_on
 
     def verify_access_token(self, token: str) -> dict[str, Any]:
-        """See :meth:`EmulatorState.verify_access_token` (raises ``InvalidTokenError``)."""
+        """The emulator's own check of a token it issued, v2.0 or v1.0 (see
+        :meth:`EmulatorState.verify_access_token`); raises ``InvalidTokenError``."""
         return self.state.verify_access_token(token)
 
     def issuer(self, tenant_id: str | None = None) -> str:
+        """The v2.0 issuer ``{base_url}/{tid}/v2.0`` (default tenant unless named)."""
         return self.state.issuer(self._tenant_id(tenant_id))
 
+    def issuer_v1(self, tenant_id: str | None = None) -> str:
+        """The v1.0 issuer ``https://sts.windows.net/{tid}/`` (default tenant unless named)."""
+        return self.state.issuer_v1(self._tenant_id(tenant_id))
+
     def jwks(self, tenant_id: str | None = None) -> dict[str, Any]:
-        """The JWKS document served at ``/{tenant}/discovery/v2.0/keys``."""
-        return {"keys": [self.state.signer.jwk(self.issuer(tenant_id))]}
+        """The JWKS document served at ``/{tenant}/discovery/v2.0/keys`` (and the v1
+        ``/{tenant}/discovery/keys``): every published signing key, the current one first."""
+        return self.state.signer.jwks(self.issuer(tenant_id))
+
+    @property
+    def signing_key_id(self) -> str:
+        """The ``kid`` of the key tokens are signed with now."""
+        return self.state.signer.kid
+
+    def rotate_signing_key(self, *, keep_previous: bool = True) -> str:
+        """Sign tokens with a new RSA key from now on; returns its ``kid``. Thread-safe.
+
+        The JWKS lists the new key first and, with ``keep_previous`` (the default), the key it
+        replaces, so tokens minted before still verify (here, at the vault and at any API
+        reading the JWKS); without it only the new key is published and older tokens fail
+        signature validation. Only one previous key is kept: rotating twice drops the oldest.
+        """
+        return self.state.rotate_signing_key(keep_previous=keep_previous)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def middlewares_for(self, endpoint: str) -> list[Middleware]:

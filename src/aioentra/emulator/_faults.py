@@ -50,9 +50,14 @@ _REASONS = {500: "server_error", 429: "temporarily_unavailable"}
 class Fault:
     """One injected fault; see the module docstring for the kinds.
 
-    ``endpoint`` is one of ``"token"``, ``"discovery"``, ``"jwks"``, ``"keyvault"``,
-    ``"managed_identity"`` (or ``"*"`` for any). ``tenant`` (GUID or domain) and ``client_id``
-    restrict it to matching requests.
+    ``endpoint`` is one of ``"token"``, ``"discovery"`` (instance discovery and both OIDC
+    documents: ``/{tenant}/v2.0/.well-known/openid-configuration`` and the v1
+    ``/{tenant}/.well-known/openid-configuration``), ``"jwks"`` (both key documents:
+    ``/{tenant}/discovery/v2.0/keys`` and the v1 ``/{tenant}/discovery/keys``), ``"keyvault"``,
+    ``"managed_identity"`` (or ``"*"`` for any). ``tenant`` (GUID or domain; either matches a
+    request naming the tenant either way) and ``client_id`` restrict it to matching requests.
+    A ``reset`` of a GET is retried once by aiohttp's client session (idempotent request on a
+    dropped connection): ``count=2`` makes such a client see it.
     """
 
     endpoint: str

@@ -137,9 +137,7 @@ def observe_middleware(
         try:
             await describe_request(request, info, state)
             fault = faults.take(
-                endpoint,
-                tenants=(info.tenant or "", request.match_info.get("tenant", "")),
-                client_id=info.client_id,
+                endpoint, tenants=_tenant_names(state, request, info), client_id=info.client_id
             )
             response: web.StreamResponse | None = None
             if fault is not None:
@@ -156,6 +154,16 @@ def observe_middleware(
             log.append(_record(request, info, status))
 
     return observe
+
+
+def _tenant_names(state: EmulatorState, request: web.Request, info: LogInfo) -> tuple[str, ...]:
+    """Every name of the request's tenant (path segment, GUID, domain), for a fault's
+    ``tenant`` filter: a fault for ``contoso.onmicrosoft.com`` also hits ``/{tenant GUID}/...``."""
+    names = [info.tenant or "", request.match_info.get("tenant", "")]
+    tenant = state.resolve_tenant(info.tenant) if info.tenant else None
+    if tenant is not None:
+        names += [tenant.tenant_id, tenant.domain]
+    return tuple(names)
 
 
 def _record(request: web.Request, info: LogInfo, status: int | None) -> RequestRecord:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from ._certs import CertificateMaterial
 
@@ -34,6 +35,11 @@ class Api:
     Tokens for a custom API carry ``aud = app_id`` (v2 tokens, protocol-facts §3). Built-in
     resources (Key Vault, Microsoft Graph) carry their resource URI as ``aud`` instead, which
     is what those services accept.
+
+    ``access_token_version`` is the API manifest's ``accessTokenAcceptedVersion``: ``2`` (the
+    default) or ``1`` (what Entra does when the manifest says ``null``): v1.0 tokens, whose
+    ``aud`` is the resource as the client requested it -- the identifier URI, or the app id
+    for ``{app_id}/.default``.
     """
 
     app_id: str
@@ -43,10 +49,17 @@ class Api:
     tenant_id: str
     assignment_required: bool = False
     builtin: bool = False
+    access_token_version: Literal[1, 2] = 2
 
     @property
     def audience(self) -> str:
+        """The v2 ``aud``: the app id (a built-in resource: its URI). See :meth:`audience_for`."""
         return self.identifier_uri if self.builtin else self.app_id
+
+    def audience_for(self, requested: str) -> str:
+        """The ``aud`` of a token for ``requested`` (identifier URI or app id, no ``/.default``):
+        :attr:`audience` for v2 tokens, ``requested`` as it is for v1.0 tokens."""
+        return requested if self.access_token_version == 1 else self.audience
 
 
 @dataclass(frozen=True)

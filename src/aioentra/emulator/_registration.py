@@ -25,11 +25,16 @@ def register_config(emulator: Emulator, cfg: EmulatorConfig) -> None:
             name=api.name,
             app_id=api.app_id,
             assignment_required=api.assignment_required,
+            access_token_version=api.access_token_version,
         )
     by_name: dict[str, App] = {}
     for spec in cfg.apps:
         app = emulator.add_app(
-            spec.name, secret=False, tenant=spec.tenant, client_id=spec.client_id
+            spec.name,
+            secret=False,
+            tenant=spec.tenant,
+            client_id=spec.client_id,
+            object_id=spec.object_id,
         )
         by_name[spec.name] = app
         for secret in spec.secrets:

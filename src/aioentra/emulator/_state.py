@@ -4,7 +4,8 @@
 :class:`~.identity.TokenMinter`, which reads the registrations and the signing key here):
 
 * :meth:`EmulatorState.verify_access_token` checks signature, issuer and lifetime of a bearer token
-  and raises :class:`InvalidTokenError` otherwise;
+  (v2.0 or v1.0) and raises :class:`InvalidTokenError` otherwise;
+* :meth:`EmulatorState.rotate_signing_key` replaces the token-signing key;
 * :meth:`EmulatorState.find_identity` looks an app (or managed identity) up by client or object id.
 
 All mutating methods take a lock, so tests may register apps from another thread while the server
@@ -19,21 +20,24 @@ import urllib.parse
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
 import jwt
 
 from ._certs import CertificateMaterial
 from ._model import Api, App, FederatedCredential, SecretCredential, Tenant
-from .identity._signing import SigningKey
+from .identity._signing import SigningKeys
 
-__all__ = ["BUILTIN_APIS", "EmulatorState", "InvalidTokenError"]
+__all__ = ["BUILTIN_APIS", "V1_ISSUER_BASE", "EmulatorState", "InvalidTokenError"]
 
 #: Resources pre-registered in every tenant (identifier URI, well-known app id, display name).
 BUILTIN_APIS: tuple[tuple[str, str, str], ...] = (
     ("https://vault.azure.net", "cfa8b339-82a2-471a-a3c9-0fc0be7a4093", "Azure Key Vault"),
     ("https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000", "Microsoft Graph"),
 )
+
+#: The v1.0 token issuer's origin (``iss`` = ``{V1_ISSUER_BASE}/{tid}/``, trailing slash).
+V1_ISSUER_BASE = "https://sts.windows.net"
 
 #: msal treats a cached token with less than 5 minutes left as expired (protocol-facts §1.2).
 MSAL_EXPIRY_MARGIN = 300
@@ -100,14 +104,23 @@ class EmulatorState:
         self.reject_replayed_assertions = reject_replayed_assertions
         self._seen_jti: dict[tuple[str, str], float] = {}
         self.base_url: str | None = None
-        self._signer: SigningKey | None = None
+        self._signer: SigningKeys | None = None
 
     # -- keys and issuers -------------------------------------------------------------------
     @property
-    def signer(self) -> SigningKey:
-        if self._signer is None:
-            self._signer = SigningKey()
-        return self._signer
+    def signer(self) -> SigningKeys:
+        """The signing key ring (generated on first use): signs, verifies, makes the JWKS."""
+        signer = self._signer
+        if signer is None:
+            with self._lock:
+                if self._signer is None:
+                    self._signer = SigningKeys()
+                signer = self._signer
+        return signer
+
+    def rotate_signing_key(self, *, keep_previous: bool = True) -> str:
+        """A new token-signing key from now on; returns its ``kid`` (see :class:`SigningKeys`)."""
+        return self.signer.rotate(keep_previous=keep_previous)
 
     def _base(self) -> str:
         if self.base_url is None:
@@ -122,6 +135,15 @@ class EmulatorState:
     def issuer(self, tenant_id: str) -> str:
         """``{base_url}/{tid}/v2.0``: the v2 issuer, as Entra's ``https://login.microsoftonline.com/{tid}/v2.0``."""
         return f"{self._base()}/{tenant_id}/v2.0"
+
+    @staticmethod
+    def issuer_v1(tenant_id: str) -> str:
+        """``https://sts.windows.net/{tid}/``: the v1.0 issuer (and ``idp``), verbatim as Entra's.
+
+        Unlike the v2 issuer it names no emulator URL: v1.0 tokens and the v1 discovery
+        document carry exactly what a resource server configured for Entra expects.
+        """
+        return f"{V1_ISSUER_BASE}/{tenant_id}/"
 
     # -- registration ----------------------------------------------------------------------
     def add_tenant(self, tenant_id: str | None = None, domain: str | None = None) -> Tenant:
@@ -166,7 +188,10 @@ class EmulatorState:
         name: str,
         app_id: str | None = None,
         assignment_required: bool = False,
+        access_token_version: Literal[1, 2] = 2,
     ) -> Api:
+        if access_token_version not in (1, 2):
+            raise ValueError(f"access_token_version must be 1 or 2, got {access_token_version!r}")
         with self._lock:
             if self.find_api(tenant_id, identifier_uri) is not None:
                 raise ValueError(f"an API with identifier URI {identifier_uri} already exists")
@@ -177,6 +202,7 @@ class EmulatorState:
                 name=name,
                 tenant_id=tenant_id,
                 assignment_required=assignment_required,
+                access_token_version=access_token_version,
             )
             if self._id_taken(api.app_id):
                 raise ValueError(f"app id {api.app_id} already exists")
@@ -197,14 +223,28 @@ class EmulatorState:
     def _id_taken(self, guid: str) -> bool:
         return guid in self.apps or any(key[1] == guid for key in self.apis)
 
-    def add_app(self, name: str, *, tenant_id: str, client_id: str | None = None) -> App:
+    def add_app(
+        self,
+        name: str,
+        *,
+        tenant_id: str,
+        client_id: str | None = None,
+        object_id: str | None = None,
+    ) -> App:
+        """A new app; ``object_id`` (its service principal, lower-cased) must be a GUID no other
+        app or identity has (default: a new one)."""
         with self._lock:
             cid = (client_id or _new_guid()).lower()
             if not _is_guid(cid):
                 raise ValueError(f"client_id must be a GUID, got {client_id!r}")
             if self._id_taken(cid):
                 raise ValueError(f"client id {cid} already exists")
-            app = App(client_id=cid, object_id=_new_guid(), name=name, tenant_id=tenant_id)
+            oid = (object_id or _new_guid()).lower()
+            if not _is_guid(oid):
+                raise ValueError(f"object_id must be a GUID, got {object_id!r}")
+            if self.find_identity(object_id=oid) is not None:
+                raise ValueError(f"object id {oid} already exists")
+            app = App(client_id=cid, object_id=oid, name=name, tenant_id=tenant_id)
             self.apps[cid] = app
             return app
 
@@ -299,9 +339,11 @@ class EmulatorState:
 
     # -- tokens ----------------------------------------------------------------------------
     def verify_access_token(self, token: str) -> dict[str, Any]:
-        """Verify a token this emulator issued: RS256 signature by our key, a known tenant issuer,
-        ``exp``/``nbf`` within ``clock_skew``. Returns the claims; the audience is
-        the caller's check.
+        """Verify a token this emulator issued: RS256 signature by a published key (the current
+        one, or the previous one kept by a rotation), a known tenant, the issuer of the token's
+        version (``ver`` "1.0": ``https://sts.windows.net/{tid}/``, else ``{base_url}/{tid}/v2.0``),
+        ``exp``/``nbf`` within ``clock_skew``. Returns the claims; the audience is the caller's
+        check.
         """
         try:
             claims = self.signer.verify(token)
@@ -310,7 +352,8 @@ class EmulatorState:
         tid = claims.get("tid")
         if not isinstance(tid, str) or tid not in self.tenants:
             raise InvalidTokenError(f"unknown tenant {tid!r}")
-        if claims.get("iss") != self.issuer(tid):
+        expected = self.issuer_v1(tid) if claims.get("ver") == "1.0" else self.issuer(tid)
+        if claims.get("iss") != expected:
             raise InvalidTokenError(f"unexpected issuer {claims.get('iss')!r}")
         now = time.time()
         exp, nbf = claims.get("exp"), claims.get("nbf", 0)

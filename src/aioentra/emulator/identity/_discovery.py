@@ -8,7 +8,16 @@
   ``authorization_endpoint`` and ``token_endpoint`` and takes the tenant from the token endpoint's
   path, so it names the tenant GUID even when the request used the domain.
 * ``GET /{tenant}/discovery/v2.0/keys`` -- the JWKS (``kid``, ``x5t``, ``n``, ``e``,
-  ``x5c``, ``issuer``).
+  ``x5c``, ``issuer``): every published signing key, the current one first.
+* ``GET /{tenant}/.well-known/openid-configuration`` -- the v1 OIDC document, what API-side
+  validators of v1.0 tokens read: ``issuer`` ``https://sts.windows.net/{tid}/`` (verbatim
+  Entra's, as in the tokens), ``jwks_uri`` ``/{tenant}/discovery/keys``; the other endpoints
+  name Entra's v1 paths (``/oauth2/token``, ``/oauth2/authorize``), which the emulator does not
+  serve: v1.0 tokens come from the v2 token endpoint for APIs registered with version 1.
+* ``GET /{tenant}/discovery/keys`` -- the v1 JWKS path: the same keys document.
+
+Route names, and so fault and log endpoints: ``discovery`` (instance discovery and both OIDC
+documents) and ``jwks`` (both key paths).
 
 ``common``/``organizations``/``consumers`` answer the multi-tenant documents whose issuer is the
 template ``{base_url}/{tenantid}/v2.0``. An unknown tenant answers 400
@@ -118,7 +127,70 @@ async def keys(request: web.Request) -> web.Response:
         _, issuer = _tenant_path(state, request)
     except EntraError as exc:
         return _error(request, exc)
-    return json_response({"keys": [state.signer.jwk(issuer)]}, headers=_CACHEABLE)
+    return json_response(state.signer.jwks(issuer), headers=_CACHEABLE)
+
+
+async def openid_configuration_v1(request: web.Request) -> web.Response:
+    """``/{tenant}/.well-known/openid-configuration``: the v1 document (issuer of v1.0 tokens)."""
+    state = request.app[STATE]
+    try:
+        tenant, _ = _tenant_path(state, request)
+    except EntraError as exc:
+        return _error(request, exc)
+    base = f"{_origin(request)}/{tenant}"
+    issuer = state.issuer_v1("{tenantid}" if tenant in TENANTLESS else tenant)
+    document = {
+        "token_endpoint": f"{base}/oauth2/token",
+        "token_endpoint_auth_methods_supported": [
+            "client_secret_post",
+            "private_key_jwt",
+            "client_secret_basic",
+        ],
+        "jwks_uri": f"{base}/discovery/keys",
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "http_logout_supported": True,
+        "frontchannel_logout_supported": True,
+        "end_session_endpoint": f"{base}/oauth2/logout",
+        "response_types_supported": [
+            "code",
+            "id_token",
+            "code id_token",
+            "token id_token",
+            "token",
+        ],
+        "scopes_supported": ["openid"],
+        "issuer": issuer,
+        "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "nbf",
+            "appid",
+            "appidacr",
+            "idp",
+            "idtyp",
+            "oid",
+            "roles",
+            "tid",
+            "uti",
+            "ver",
+        ],
+        "microsoft_multi_refresh_token": True,
+        "check_session_iframe": f"{base}/oauth2/checksession",
+        "userinfo_endpoint": f"{base}/openid/userinfo",
+        "authorization_endpoint": f"{base}/oauth2/authorize",
+        "device_authorization_endpoint": f"{base}/oauth2/devicecode",
+        "tenant_region_scope": None,
+        "cloud_instance_name": "microsoftonline.com",
+        "cloud_graph_host_name": "graph.windows.net",
+        "msgraph_host": "graph.microsoft.com",
+        "rbac_url": "https://pas.windows.net",
+    }
+    return json_response(document, headers=_CACHEABLE)
 
 
 async def instance_discovery(request: web.Request) -> web.Response:
@@ -144,6 +216,11 @@ def add_discovery_routes(app: web.Application) -> None:
         "/{tenant}/v2.0/.well-known/openid-configuration",
         openid_configuration,
         name="discovery:openid",
+    )
+    app.router.add_get(
+        "/{tenant}/.well-known/openid-configuration",
+        openid_configuration_v1,
+        name="discovery:openid-v1",
     )
     app.router.add_get("/{tenant}/discovery/v2.0/keys", keys, name="jwks")
     app.router.add_get("/{tenant}/discovery/keys", keys, name="jwks:v1")

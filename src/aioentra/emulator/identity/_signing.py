@@ -1,14 +1,18 @@
-"""The emulator's token-signing key: RS256 signing, the JWKS document and signature verification.
+"""The emulator's token-signing keys: RS256 signing, the JWKS document and signature verification.
 
-Entra signs v2 access tokens with RS256 and names the key by ``kid`` in the header; resource servers
-look the key up in ``/{tenant}/discovery/v2.0/keys``, whose entries carry ``kid``, ``x5t``, ``n``,
-``e``, ``x5c`` and ``issuer`` (protocol-facts §3). One key serves every tenant of an emulator.
+Entra signs access tokens with RS256 and names the key by ``kid`` in the header (v1.0 tokens also
+by ``x5t``, the same value); resource servers look the key up in ``/{tenant}/discovery/v2.0/keys``
+(or the v1 ``/{tenant}/discovery/keys``), whose entries carry ``kid``, ``x5t``, ``n``, ``e``,
+``x5c`` and ``issuer`` (protocol-facts §3). One :class:`SigningKeys` ring serves every tenant of
+an emulator: the current key signs, the published keys (the current one and, after a rotation
+with ``keep_previous``, the one before it) verify and make up the JWKS.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +24,7 @@ from cryptography.x509.oid import NameOID
 
 from .._certs import b64url
 
-__all__ = ["SigningKey"]
+__all__ = ["SigningKey", "SigningKeys"]
 
 
 def _int_b64url(value: int) -> str:
@@ -50,11 +54,13 @@ class SigningKey:
         self.kid = b64url(cert.fingerprint(hashes.SHA1()))  # noqa: S303 - x5t is SHA-1 by definition
         self.public_key = self._key.public_key()
 
-    def sign(self, claims: Mapping[str, Any]) -> str:
-        """A compact RS256 JWT with header ``{"typ": "JWT", "alg": "RS256", "kid": ...}``."""
-        return jwt.encode(
-            dict(claims), self._key, algorithm="RS256", headers={"typ": "JWT", "kid": self.kid}
-        )
+    def sign(self, claims: Mapping[str, Any], *, x5t: bool = False) -> str:
+        """A compact RS256 JWT with header ``{"typ": "JWT", "alg": "RS256", "kid": ...}``;
+        ``x5t=True`` adds ``"x5t"`` (= ``kid``), as in Entra's v1.0 tokens."""
+        headers = {"typ": "JWT", "kid": self.kid}
+        if x5t:
+            headers["x5t"] = self.kid
+        return jwt.encode(dict(claims), self._key, algorithm="RS256", headers=headers)
 
     def verify(self, token: str) -> dict[str, Any]:
         """Check the RS256 signature only (claims are the caller's business); raises PyJWT
@@ -91,3 +97,68 @@ class SigningKey:
             "x5c": [base64.b64encode(self._der).decode("ascii")],
             "issuer": issuer,
         }
+
+
+class SigningKeys:
+    """The emulator's signing key ring: one current key signs, the published keys verify.
+
+    Thread-safe: :meth:`rotate` may run on another thread while the server signs and verifies.
+    A rotation generates a new RSA key (outside the lock) and makes it current; with
+    ``keep_previous`` the key it replaces stays published, so tokens it signed still verify and
+    the JWKS lists both (newest first); without, only the new key is published. Only the one
+    previous key is kept: a second rotation drops the key from before the first.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._current = SigningKey()
+        self._previous: SigningKey | None = None
+
+    @property
+    def current(self) -> SigningKey:
+        with self._lock:
+            return self._current
+
+    @property
+    def kid(self) -> str:
+        """The ``kid`` of the key tokens are signed with now."""
+        return self.current.kid
+
+    @property
+    def published(self) -> tuple[SigningKey, ...]:
+        """The keys the JWKS lists and tokens verify with: the current one first."""
+        with self._lock:
+            if self._previous is None:
+                return (self._current,)
+            return (self._current, self._previous)
+
+    def rotate(self, *, keep_previous: bool = True) -> str:
+        """A new current key; returns its ``kid``."""
+        new = SigningKey()
+        with self._lock:
+            self._previous = self._current if keep_previous else None
+            self._current = new
+        return new.kid
+
+    def sign(self, claims: Mapping[str, Any], *, x5t: bool = False) -> str:
+        """Sign with the current key (see :meth:`SigningKey.sign`)."""
+        return self.current.sign(claims, x5t=x5t)
+
+    def verify(self, token: str) -> dict[str, Any]:
+        """Check the RS256 signature with the published key the header's ``kid`` names; raises
+        PyJWT errors (``InvalidSignatureError`` for a key that is not, or no longer, published).
+        """
+        header = jwt.get_unverified_header(token)
+        kid = header.get("kid")
+        key = next((k for k in self.published if k.kid == kid), None)
+        if key is None:
+            raise jwt.InvalidSignatureError(f"unknown signing key id {kid!r}")
+        return key.verify(token)
+
+    def jwk(self, issuer: str) -> dict[str, Any]:
+        """The JWKS entry of the current key."""
+        return self.current.jwk(issuer)
+
+    def jwks(self, issuer: str) -> dict[str, Any]:
+        """The JWKS document: every published key, the current one first."""
+        return {"keys": [key.jwk(issuer) for key in self.published]}

@@ -14,6 +14,9 @@ code the real service returns:
 6. roles: the granted app roles go into ``roles``; none granted -> a token *without* ``roles`` (what
    Entra does), unless the API requires assignment -> AADSTS501051.
 
+The token is v2.0, or v1.0 for an API registered with ``access_token_version=1`` (its ``aud``
+then the resource exactly as the scope names it), see ``_minting``.
+
 Success: ``{"token_type": "Bearer", "expires_in": N, "ext_expires_in": N, "access_token": ...}``
 (+ ``refresh_in`` when configured) with ``Cache-Control: no-store, no-cache`` and ``Pragma:
 no-cache``.
@@ -157,8 +160,10 @@ class _TokenRequest:
             return "1"
         raise EntraError(7000218)
 
-    def resource(self, tenant: Tenant) -> Api:
-        return self.minter.resolve(tenant.tenant_id, resource_of_scope(_field(self.form, "scope")))
+    def resource(self, tenant: Tenant) -> tuple[str, Api]:
+        """The resource as the scope names it, and the API it resolves to."""
+        requested = resource_of_scope(_field(self.form, "scope"))
+        return requested, self.minter.resolve(tenant.tenant_id, requested)
 
     def process(self) -> dict[str, Any]:
         tenant = resolve_token_tenant(self.state, self.request.match_info["tenant"])
@@ -175,13 +180,14 @@ class _TokenRequest:
         if app is None or not app.is_in_tenant(tenant.tenant_id):
             raise EntraError(700016, app_id=client_id, tenant=tenant.tenant_id)
         azpacr = self.authenticate(app, tenant, secret)
-        api = self.resource(tenant)
+        requested, api = self.resource(tenant)
         minted = self.minter.for_app(
             app,
             api,
             tenant_id=tenant.tenant_id,
             azpacr=azpacr,
             claims=_capabilities(_field(self.form, "claims")),
+            requested=requested,
         )
         expires_in = minted.expires_in
         body: dict[str, Any] = {
