@@ -199,7 +199,7 @@ def vault_error(exc: BaseException, what: str) -> AioEntraError:
 
     status = getattr(exc, "status_code", None)
     code, message = _vault_error_body(exc)
-    detail = f"{code}: {message}" if message else code or type(exc).__name__
+    detail = f"{code}: {message}" if code and message else message or code or type(exc).__name__
     retryable = False
     if isinstance(exc, ResourceNotFoundError) or status == 404:
         hint = "check the name, the version and the vault URL."
@@ -216,10 +216,18 @@ def vault_error(exc: BaseException, what: str) -> AioEntraError:
     elif status == 429:
         hint = "the vault throttles (4,000 transactions per 10 s per vault): load less often."
         retryable = True
+    elif _tls_verification_failed(exc):
+        hint = (
+            "the vault's TLS certificate is not trusted: pass ca_file= (or ssl_context=) for "
+            "a local vault, or fix the proxy's certificate chain."
+        )
     elif isinstance(exc, (ServiceRequestError, ServiceResponseError)) or (
         status is not None and status >= 500
     ):
-        hint = "the vault is unreachable or failing; the last good value keeps serving."
+        hint = (
+            "the vault is unreachable or failing: check the vault URL and the network; a "
+            "credential that read the value before keeps serving it."
+        )
         retryable = True
     elif isinstance(exc, HttpResponseError):
         hint = "see the vault's error code."
@@ -237,6 +245,18 @@ def vault_error(exc: BaseException, what: str) -> AioEntraError:
     )
     error.retryable = retryable
     return error
+
+
+def _tls_verification_failed(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return True
+        inner = getattr(current, "inner_exception", None)
+        current = inner if isinstance(inner, BaseException) else current.__cause__
+    return "CERTIFICATE_VERIFY_FAILED" in str(exc)
 
 
 def _vault_error_body(exc: BaseException) -> tuple[str, str]:

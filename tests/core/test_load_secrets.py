@@ -72,3 +72,17 @@ async def test_names_are_checked_before_any_request(emulator: Emulator) -> None:
     with pytest.raises(ConfigurationError, match="https"):
         await load_secrets("http://vault.example", ["a"])
     assert len(emulator.requests.filter("keyvault")) == before
+
+
+async def test_an_untrusted_vault_certificate_says_to_trust_its_ca(
+    emulator: Emulator, reader: ManagedIdentity
+) -> None:
+    emulator.vault.set_secret("startup-tls", "value")
+    async with ManagedIdentityProvider(client_id=reader.client_id) as identity:
+        with pytest.raises(SecretsNotLoadedError) as info:
+            await load_secrets(  # no ca_file: the emulator's CA is not trusted
+                emulator.vault.url, ["startup-tls"], credential=identity.as_azure_credential()
+            )
+    failure = info.value.failures["startup-tls"]
+    assert "failed: :" not in failure.message
+    assert "ca_file=" in (failure.hint or "")
