@@ -27,8 +27,9 @@ import trustme
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from aioentra import AccessToken, RefreshPolicy
+from aioentra import AccessToken, InvalidTokenError, RefreshPolicy
 from aioentra._flight import Fetched, Flight
+from aioentra._validation import ClaimRules, check_claims, check_header
 from aioentra.testing import ManualClock
 
 # -- TLS ----------------------------------------------------------------------------------------
@@ -169,7 +170,7 @@ class RecordingServer(_Server):
 class ProtectedApi(_Server):
     """A resource server: every route needs a valid bearer token for ``audience``.
 
-    Token checks: RS256 signature against ``jwks``, ``aud``, ``iss`` (if given), ``exp``.
+    Token checks: the SDK's claim rules (RS256 against ``jwks``, ``aud``, ``iss``, ``exp``).
     :meth:`reject` makes the API refuse one token (by fingerprint) with a chosen challenge,
     as it would after CAE revocation; :attr:`always_reject` refuses every token.
     :meth:`fail_next` answers the next requests with a status (429/503) and Retry-After.
@@ -237,7 +238,7 @@ class ProtectedApi(_Server):
         hit.token = token_id(token)
         try:
             hit.claims = self._validate(token)
-        except jwt.PyJWTError as exc:
+        except (jwt.PyJWTError, InvalidTokenError) as exc:
             return self._unauthorized(hit, "invalid_token", type(exc).__name__)
         mode = self.always_reject or self.rejected.get(hit.token)
         if mode is not None:
@@ -250,20 +251,18 @@ class ProtectedApi(_Server):
             hit.body_sha, hit.body_len = hashlib.sha256(body).hexdigest(), len(body)
 
     def _validate(self, token: str) -> dict[str, Any]:
-        header = jwt.get_unverified_header(token)
+        """The SDK's own claim rules (``aioentra._validation``) over a local JWKS."""
+        rules = ClaimRules.build(audience=self.audience, entra=False)
+        _, kid = check_header(jwt.get_unverified_header(token), rules)
         keys = jwt.PyJWKSet.from_dict(dict(self._jwks()))
-        key = next((k for k in keys.keys if k.key_id == header.get("kid")), None)
+        key = next((k for k in keys.keys if k.key_id == kid), None)
         if key is None:
-            raise jwt.InvalidKeyError("unknown kid")
+            raise InvalidTokenError("unknown kid")
         claims: dict[str, Any] = jwt.decode(
-            token,
-            key.key,
-            algorithms=["RS256"],
-            audience=self.audience,
-            issuer=self.issuer,
-            options={"require": ["exp", "aud"]},
+            token, key.key, algorithms=["RS256"], options={"verify_aud": False}
         )
-        return claims
+        issuer = self.issuer or str(claims.get("iss", ""))
+        return dict(check_claims(claims, rules, issuer=issuer, now=time.time()))
 
     def _unauthorized(self, hit: Hit, mode: RejectMode, description: str) -> web.StreamResponse:
         hit.status = 401
