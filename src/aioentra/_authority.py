@@ -5,6 +5,9 @@ Rules implemented (Microsoft identity platform, v2.0 endpoint):
 * A daemon's authority is https and *tenanted*: ``common`` and ``consumers`` have
   no tenant admin to consent, and ``organizations`` works only with a client
   secret (msal's documented limitation for certificates).
+* An OpenID issuer given as ``oidc_authority`` (:class:`OidcAuthority`) follows the same
+  https rule and needs a path: msal reads ``{issuer}/.well-known/openid-configuration`` and
+  refuses an issuer at a host's root.
 * The scope of a client-credentials request is exactly one ``{resource}/.default``;
   when the resource id itself ends in ``/`` the scope has a double slash
   (``https://database.windows.net//.default``).
@@ -16,6 +19,7 @@ import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeAlias
 from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError, InvalidScopeError
@@ -24,7 +28,9 @@ __all__ = [
     "AZURE_CHINA",
     "AZURE_GOVERNMENT",
     "AZURE_PUBLIC_CLOUD",
+    "AnyAuthority",
     "Authority",
+    "OidcAuthority",
     "TenantRules",
     "is_loopback_host",
     "validate_scope",
@@ -109,45 +115,10 @@ class Authority:
         raw = authority.strip()
         if "://" not in raw:
             raw = "https://" + raw
-        try:
-            parts = urlsplit(raw)
-            scheme = parts.scheme.lower()
-            host = (parts.hostname or "").lower()
-            port = parts.port
-        except ValueError:
-            raise ConfigurationError(
-                f"authority {authority!r} is not a valid URL (check the port and any IPv6 "
-                "brackets)",
-                hint="use e.g. 'https://login.microsoftonline.com'.",
-            ) from None
-        if not host:
-            raise ConfigurationError(
-                f"authority {authority!r} has no host",
-                hint="use e.g. 'https://login.microsoftonline.com'.",
-            )
-        if not _HOST_RE.match(host) and not _is_ip(host):
-            raise ConfigurationError(
-                f"authority {authority!r} has an invalid host name",
-                hint="use e.g. 'https://login.microsoftonline.com' (an IDN host in its xn-- form).",
-            )
-        if parts.query or parts.fragment or parts.username or parts.password:
-            raise ConfigurationError(
-                f"authority {authority!r} must not carry a query, fragment or user info"
-            )
-        if scheme == "http":
-            if not is_loopback_host(host):
-                raise ConfigurationError(
-                    f"authority {authority!r} is plain http",
-                    hint="use https; plain http is only allowed for a loopback test server.",
-                )
-            if not allow_insecure_http:
-                raise ConfigurationError(
-                    f"authority {authority!r} is plain http",
-                    hint="pass allow_insecure_http=True to use a plain-http loopback test server.",
-                )
-        elif scheme != "https":
-            raise ConfigurationError(f"authority {authority!r} must be an https URL")
-        path_tenant = parts.path.strip("/").split("/")[0] if parts.path.strip("/") else ""
+        origin, host, path = _checked_url(
+            raw, authority, "authority", allow_insecure_http=allow_insecure_http
+        )
+        path_tenant = path.strip("/").split("/")[0] if path.strip("/") else ""
         if path_tenant and tenant_id and path_tenant.lower() != tenant_id.lower():
             raise ConfigurationError(
                 f"the authority names tenant {path_tenant!r} but tenant_id is {tenant_id!r}",
@@ -168,10 +139,88 @@ class Authority:
                 "the 'organizations' authority works only with a client secret",
                 hint="use your tenant id with a certificate or assertion credential.",
             )
-        netloc = host if ":" not in host else f"[{host}]"
-        if port is not None:
-            netloc = f"{netloc}:{port}"
-        return cls(f"{scheme}://{netloc}", tenant)
+        return cls(origin, tenant)
+
+
+WELL_KNOWN_SUFFIX = "/.well-known/openid-configuration"
+
+
+@dataclass(frozen=True)
+class OidcAuthority:
+    """A validated OpenID Connect issuer, given as ``oidc_authority=``.
+
+    msal (``ConfidentialClientApplication(oidc_authority=...)``) reads
+    ``{issuer}/.well-known/openid-configuration``, checks that the document's ``issuer`` is this
+    URL (or on the same scheme and host) and sends token requests to its ``token_endpoint``.
+    For Entra External ID custom URL domains (``https://login.contoso.com/{tenant-id}/v2.0``)
+    and other OpenID providers. The issuer needs a path: msal refuses a host's root.
+    """
+
+    host: str
+    """Scheme and network location, no trailing slash: ``https://login.contoso.com``."""
+    issuer: str
+    """The issuer URL without a trailing slash."""
+
+    @property
+    def url(self) -> str:
+        return self.issuer
+
+    @property
+    def tenant(self) -> str:
+        """The issuer's first path segment: what msal takes as the authority's tenant (the
+        tenant id of an External ID issuer ``https://login.contoso.com/{tenant-id}/v2.0``)."""
+        return self.issuer[len(self.host) :].strip("/").split("/")[0]
+
+    @property
+    def discovery_url(self) -> str:
+        """Where msal reads the OpenID configuration."""
+        return self.issuer + WELL_KNOWN_SUFFIX
+
+    @property
+    def is_https(self) -> bool:
+        return self.host.startswith("https://")
+
+    @classmethod
+    def parse(cls, issuer: str, *, allow_insecure_http: bool = False) -> OidcAuthority:
+        """Validate an issuer URL: https (plain http for a loopback test server with
+        ``allow_insecure_http``), a host, a path, no query, fragment or user info."""
+        example = "https://login.contoso.com/{tenant-id}/v2.0"
+        if not isinstance(issuer, str):
+            raise ConfigurationError(
+                f"oidc_authority must be a string, not {type(issuer).__name__}"
+            )
+        raw = issuer.strip()
+        if "://" not in raw or any(c.isspace() or not c.isprintable() for c in raw):
+            raise ConfigurationError(
+                f"oidc_authority {issuer!r} is not an issuer URL",
+                hint=f"give the issuer as the provider's discovery document names it, e.g. "
+                f"{example!r}.",
+            )
+        origin, _, path = _checked_url(
+            raw,
+            issuer,
+            "oidc_authority",
+            allow_insecure_http=allow_insecure_http,
+            example=example,
+        )
+        path = path.rstrip("/")
+        if path.lower().endswith(WELL_KNOWN_SUFFIX):
+            raise ConfigurationError(
+                f"oidc_authority {issuer!r} is the discovery document's URL, not the issuer",
+                hint=f"pass {origin + path[: -len(WELL_KNOWN_SUFFIX)]!r}: msal appends "
+                f"{WELL_KNOWN_SUFFIX!r} itself.",
+            )
+        if not path.strip("/"):
+            raise ConfigurationError(
+                f"oidc_authority {issuer!r} has no path",
+                hint=f"msal takes an issuer with at least one path segment, such as {example!r}; "
+                "an issuer at a host's root cannot be used through msal.",
+            )
+        return cls(origin, origin + path)
+
+
+AnyAuthority: TypeAlias = "Authority | OidcAuthority"
+"""What a provider's token requests go to: an Entra authority or an OpenID issuer."""
 
 
 @dataclass(frozen=True)
@@ -211,6 +260,57 @@ class TenantRules:
                 hint="add it to additionally_allowed_tenants (or '*' for any tenant).",
             )
         return tenant
+
+
+def _checked_url(
+    raw: str,
+    original: str,
+    label: str,
+    *,
+    allow_insecure_http: bool,
+    example: str = "https://login.microsoftonline.com",
+) -> tuple[str, str, str]:
+    """``(origin, host, path)`` of an authority URL: an https URL (plain http only for a
+    loopback host, and only with ``allow_insecure_http``) with a valid host and no query,
+    fragment or user info. ``original`` and ``label`` name it in errors."""
+    try:
+        parts = urlsplit(raw)
+        scheme = parts.scheme.lower()
+        host = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError:
+        raise ConfigurationError(
+            f"{label} {original!r} is not a valid URL (check the port and any IPv6 brackets)",
+            hint=f"use e.g. {example!r}.",
+        ) from None
+    if not host:
+        raise ConfigurationError(f"{label} {original!r} has no host", hint=f"use e.g. {example!r}.")
+    if not _HOST_RE.match(host) and not _is_ip(host):
+        raise ConfigurationError(
+            f"{label} {original!r} has an invalid host name",
+            hint=f"use e.g. {example!r} (an IDN host in its xn-- form).",
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigurationError(
+            f"{label} {original!r} must not carry a query, fragment or user info"
+        )
+    if scheme == "http":
+        if not is_loopback_host(host):
+            raise ConfigurationError(
+                f"{label} {original!r} is plain http",
+                hint="use https; plain http is only allowed for a loopback test server.",
+            )
+        if not allow_insecure_http:
+            raise ConfigurationError(
+                f"{label} {original!r} is plain http",
+                hint="pass allow_insecure_http=True to use a plain-http loopback test server.",
+            )
+    elif scheme != "https":
+        raise ConfigurationError(f"{label} {original!r} must be an https URL")
+    netloc = host if ":" not in host else f"[{host}]"
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    return f"{scheme}://{netloc}", host, parts.path
 
 
 def _check_tenant(tenant: str) -> str:

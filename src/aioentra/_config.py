@@ -18,13 +18,15 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ._authority import AZURE_PUBLIC_CLOUD
 from ._errors import ConfigurationError, raises_cleanly
+from ._tls import checked_ssl_context
 from .credentials import (
     Certificate,
     ClientAssertion,
@@ -123,12 +125,24 @@ class Settings:
 
     @classmethod
     @raises_cleanly
-    def from_file(cls, path: str | os.PathLike[str]) -> Settings:
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        ca_file: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> Settings:
         """Read msal's ``parameters.json`` or a .NET ``appsettings.json`` (``AzureAd`` section).
+
+        ``ca_file`` or ``ssl_context`` is the TLS trust of the Key Vault credentials the file
+        describes (``ClientCredentials`` entries of SourceType ``KeyVault``), e.g. a local
+        vault's CA; :meth:`TokenProvider.from_file` passes its own. Without either they use
+        the system's trust store.
 
         Errors name the file and the setting, never a value: a JSON syntax error gives its
         line and column only, and nothing the file holds stays reachable from the error.
         """
+        trust = _vault_trust(ca_file, ssl_context)
         try:
             file = Path(path)
         except TypeError:
@@ -138,11 +152,11 @@ class Settings:
             raise ConfigurationError(f"configuration file {str(file)!r} is not a JSON object")
         base = file.parent
         if "AzureAd" in document:
-            return cls._from_azure_ad(document["AzureAd"], document, base)
+            return cls._from_azure_ad(document["AzureAd"], document, base, trust)
         if "client_id" in document:
             return cls._from_parameters(document, base)
         if "ClientId" in document:  # an AzureAd section saved on its own
-            return cls._from_azure_ad(document, document, base)
+            return cls._from_azure_ad(document, document, base, trust)
         raise ConfigurationError(
             f"{str(file)!r} is neither an msal parameters.json nor an appsettings.json",
             hint="expected 'client_id' (parameters.json) or an 'AzureAd' section.",
@@ -197,7 +211,9 @@ class Settings:
         )
 
     @classmethod
-    def _from_azure_ad(cls, section: Any, document: Mapping[str, Any], base: Path) -> Settings:
+    def _from_azure_ad(
+        cls, section: Any, document: Mapping[str, Any], base: Path, trust: VaultTrust
+    ) -> Settings:
         if not isinstance(section, dict):
             raise ConfigurationError("the 'AzureAd' section must be a JSON object")
         client_id = _required(section, "ClientId", "AzureAd")
@@ -207,7 +223,7 @@ class Settings:
         instance = _optional_str(section, "Instance", "AzureAd") or AZURE_PUBLIC_CLOUD
         if "{0}" in instance:  # older samples: "https://login.microsoftonline.com/{0}"
             instance = instance.replace("{0}", "")
-        credential = _azure_ad_credential(section, base)
+        credential = _azure_ad_credential(section, base, trust)
         return cls(
             client_id=client_id,
             credential=credential,
@@ -216,7 +232,31 @@ class Settings:
         )
 
 
-def _azure_ad_credential(section: Mapping[str, Any], base: Path) -> Credential:
+class VaultTrust(TypedDict, total=False):
+    """The TLS options of the Key Vault credentials a configuration file describes."""
+
+    ca_file: str
+    ssl_context: ssl.SSLContext
+
+
+def _vault_trust(ca_file: object, ssl_context: object) -> VaultTrust:
+    """Checked before any entry is built: a bad option must fail loudly, not make every
+    Key Vault entry one the chain skips."""
+    if ca_file is not None and ssl_context is not None:
+        raise ConfigurationError("pass ca_file or ssl_context, not both")
+    if ssl_context is not None:
+        return {"ssl_context": checked_ssl_context(ssl_context, "ssl_context")}
+    if ca_file is None:
+        return {}
+    if not isinstance(ca_file, str) or not os.path.isfile(ca_file):
+        raise ConfigurationError(
+            f"ca_file {ca_file!r} does not exist",
+            hint="give the path of a PEM file with the CA certificates to trust.",
+        )
+    return {"ca_file": ca_file}
+
+
+def _azure_ad_credential(section: Mapping[str, Any], base: Path, trust: VaultTrust) -> Credential:
     """``ClientSecret``, or the ``ClientCredentials`` list: one credential, or a
     :class:`CredentialChain` of every entry that could be built, in order."""
     secret = _optional_str(section, "ClientSecret", "AzureAd")
@@ -232,7 +272,7 @@ def _azure_ad_credential(section: Mapping[str, Any], base: Path) -> Credential:
             problems.append(f"entry {number} is not an object")
             continue
         try:
-            credential = _described_credential(item, base)
+            credential = _described_credential(item, base, trust)
         except ConfigurationError as error:
             # Microsoft.Identity.Web skips an entry that does not load; so does the chain.
             problems.append(f"entry {number}: {error.message}")
@@ -253,7 +293,9 @@ def _azure_ad_credential(section: Mapping[str, Any], base: Path) -> Credential:
     raise ConfigurationError("the 'AzureAd' section has no usable credential", hint=hint)
 
 
-def _described_credential(item: Mapping[str, Any], base: Path) -> Credential | None:
+def _described_credential(
+    item: Mapping[str, Any], base: Path, trust: VaultTrust
+) -> Credential | None:
     """One ``ClientCredentials`` entry (a Microsoft.Identity.Web credential description)."""
     where = "AzureAd.ClientCredentials entry"
     kind = _optional_str(item, "SourceType", where) or ""
@@ -271,9 +313,9 @@ def _described_credential(item: Mapping[str, Any], base: Path) -> Credential | N
                 "(or KeyVaultSecretName)"
             )
         if certificate:
-            return KeyVaultCertificate(vault, certificate)
+            return KeyVaultCertificate(vault, certificate, **trust)
         assert secret_name is not None
-        return KeyVaultSecret(vault, secret_name)
+        return KeyVaultSecret(vault, secret_name, **trust)
     if kind == "Path":
         disk_path = _optional_str(item, "CertificateDiskPath", where)
         return Certificate.from_file(base / disk_path, password=password) if disk_path else None

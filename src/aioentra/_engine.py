@@ -7,9 +7,13 @@ are switched off: its token cache keeps no access token (msal would otherwise ha
 token the provider decided to replace) and its HTTP throttle cache stores nothing (it would
 replay a 429/5xx/400 answer without asking the server).
 
-One msal application per tenant, built once (that is when msal runs tenant discovery). The
-credential's proof is not part of the application: each token request asks the credential for
-its current proof and passes it in the request body (msal's ``data``, which takes precedence
+One msal application per tenant, built once (that is when msal runs tenant discovery). With an
+OpenID issuer (``oidc_authority=``) there is one application, built with msal's own
+``oidc_authority``: msal reads ``{issuer}/.well-known/openid-configuration``, checks its issuer
+and sends the token requests to its ``token_endpoint``.
+
+The credential's proof is not part of the application: each token request asks the credential
+for its current proof and passes it in the request body (msal's ``data``, which takes precedence
 over the application's own fields), so a credential can rotate, reload or switch between a
 secret and an assertion without a new application.
 """
@@ -26,7 +30,7 @@ from typing import Any, TypeVar
 
 import msal
 
-from ._authority import Authority
+from ._authority import AnyAuthority, Authority, OidcAuthority
 from ._errors import (
     AioEntraError,
     ConfigurationError,
@@ -92,7 +96,7 @@ class MsalEngine:
         *,
         credential: Credential,
         client_id: str,
-        authority: Authority,
+        authority: AnyAuthority,
         transport: LoopTransport,
         workers: WorkerPool,
         loop: asyncio.AbstractEventLoop,
@@ -157,11 +161,17 @@ class MsalEngine:
         self, scope: str, claims: str | None, tenant: str | None
     ) -> TokenResponse | AioEntraError:
         proof: Proof | None = None
+        building = True  # msal's discovery runs when the application is built
         try:
             app = self._app_for(tenant or self._authority.tenant)
+            building = False
             context = AssertionContext(self._client_id, app.authority.token_endpoint)
             proof = self._proof(context)
-            if proof.kind == "client_assertion" and self._authority.tenant == "organizations":
+            if (
+                proof.kind == "client_assertion"
+                and isinstance(self._authority, Authority)
+                and self._authority.tenant == "organizations"
+            ):
                 return ConfigurationError(
                     "the 'organizations' authority works only with a client secret",
                     hint="use your tenant id with a certificate or assertion credential.",
@@ -170,7 +180,7 @@ class MsalEngine:
                 [scope], claims_challenge=claims, data=proof.form()
             )
         except Exception as exc:
-            error = _unwrap(exc)
+            error = _unwrap(exc, self._authority if building else None)
         else:
             if not isinstance(result, dict):
                 return IdentityProviderUnavailableError("msal returned no result for the request")
@@ -192,10 +202,16 @@ class MsalEngine:
         # msal runs tenant discovery when the application is built: outside the lock, so
         # that one slow tenant does not hold up the others. Two threads may build the same
         # tenant's application once each; the second one is kept.
+        authority = self._authority
+        where: dict[str, str] = (
+            {"oidc_authority": _https(authority.url)}
+            if isinstance(authority, OidcAuthority)
+            else {"authority": _https(authority.with_tenant(tenant).url)}
+        )
         app = msal.ConfidentialClientApplication(
             self._client_id,
             client_credential=PLACEHOLDER_SECRET,
-            authority=_https(self._authority.with_tenant(tenant).url),
+            **where,
             http_client=self._transport,
             token_cache=NoTokenCache(),
             http_cache=NoThrottleCache(),
@@ -308,8 +324,12 @@ def _https(url: str) -> str:
     return "https://" + url[len("http://") :] if url.startswith("http://") else url
 
 
-def _unwrap(exc: BaseException) -> AioEntraError:
-    """Our typed error behind what msal raised, or a typed error naming msal's refusal."""
+def _unwrap(exc: BaseException, authority: AnyAuthority | None = None) -> AioEntraError:
+    """Our typed error behind what msal raised, or a typed error naming msal's refusal.
+
+    msal's own message is not passed on (it may quote a whole server answer). ``authority`` is
+    given when msal failed building its application: for an OpenID issuer the hint then says
+    what msal checks in the issuer's configuration."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -317,6 +337,13 @@ def _unwrap(exc: BaseException) -> AioEntraError:
             return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
+    if isinstance(authority, OidcAuthority):
+        return ConfigurationError(
+            f"msal refused the OpenID configuration at {authority.discovery_url}: "
+            f"{type(exc).__name__}",
+            hint="its issuer must be the oidc_authority (or on the same scheme and host), and "
+            "its token_endpoint and authorization_endpoint https URLs with a path.",
+        )
     return ConfigurationError(
         f"msal refused the request: {type(exc).__name__}",
         hint="check the authority, tenant and credential settings.",

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from ._authority import AZURE_PUBLIC_CLOUD, Authority, TenantRules
+from ._authority import AZURE_PUBLIC_CLOUD, AnyAuthority, Authority, OidcAuthority, TenantRules
 from ._engine import MsalEngine
 from ._errors import AioEntraError, ConfigurationError, CredentialRejectedError, raises_cleanly
 from ._flight import Clock
@@ -69,6 +69,15 @@ class TokenProvider(TokenSourceBase):
 
     ``clock`` replaces the clocks every due time is read from (a
     :class:`~aioentra.testing.ManualClock` in tests).
+
+    ``oidc_authority`` is an OpenID Connect issuer URL to use instead of an Entra authority
+    (``authority`` + ``tenant_id``, which it excludes): an Entra External ID custom URL domain
+    (``https://login.contoso.com/{tenant-id}/v2.0``) or another OpenID provider. msal reads
+    ``{issuer}/.well-known/openid-configuration`` on the first request, checks its ``issuer``
+    and sends token requests to its ``token_endpoint``, with the credential's client secret
+    (``client_secret_post``) or assertion (``private_key_jwt``). The issuer needs a path (msal
+    refuses a host's root); :attr:`tenant_id` is then the issuer's first path segment, and a
+    request may name no other tenant.
     """
 
     __slots__ = (
@@ -90,7 +99,8 @@ class TokenProvider(TokenSourceBase):
         *,
         tenant_id: str | None = None,
         client_id: str,
-        authority: str = AZURE_PUBLIC_CLOUD,
+        authority: str | None = None,
+        oidc_authority: str | None = None,
         ca_file: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         session: aiohttp.ClientSession | None = None,
@@ -130,13 +140,31 @@ class TokenProvider(TokenSourceBase):
                 "client_capabilities and additionally_allowed_tenants take lists of strings",
                 hint="e.g. client_capabilities=['CP1'], additionally_allowed_tenants=['*'].",
             )
-        kinds = getattr(credential, "proof_kinds", None)
-        self._authority = Authority.parse(
-            authority,
-            tenant_id,
-            allow_insecure_http=allow_insecure_http,
-            secret_credential=kinds is None or "client_secret" in kinds,
-        )
+        allowed = tuple(additionally_allowed_tenants)
+        self._authority: AnyAuthority
+        if oidc_authority is not None:
+            if authority is not None or tenant_id is not None:
+                raise ConfigurationError(
+                    "pass oidc_authority, or authority and tenant_id, not both",
+                    hint="oidc_authority is the issuer URL and names the tenant itself; "
+                    "authority= and tenant_id= are for Entra ID's own authorities.",
+                )
+            if allowed:
+                raise ConfigurationError(
+                    "additionally_allowed_tenants does not apply with oidc_authority",
+                    hint="an OpenID issuer is one tenant: build one provider per issuer.",
+                )
+            self._authority = OidcAuthority.parse(
+                oidc_authority, allow_insecure_http=allow_insecure_http
+            )
+        else:
+            kinds = getattr(credential, "proof_kinds", None)
+            self._authority = Authority.parse(
+                AZURE_PUBLIC_CLOUD if authority is None else authority,
+                tenant_id,
+                allow_insecure_http=allow_insecure_http,
+                secret_credential=kinds is None or "client_secret" in kinds,
+            )
         self._setup(
             retry=retry,
             refresh=refresh,
@@ -151,7 +179,11 @@ class TokenProvider(TokenSourceBase):
         self._credential = credential
         self._close_credential = close_credential
         self._client_id = client_id
-        self._tenants = TenantRules.build(self._authority, additionally_allowed_tenants)
+        self._tenants = (
+            TenantRules.build(self._authority, allowed)
+            if isinstance(self._authority, Authority)
+            else None
+        )
         self._capabilities = tuple(client_capabilities)
         self._engine: MsalEngine | None = None
         self._reloading: asyncio.Task[bool] | None = None
@@ -164,7 +196,10 @@ class TokenProvider(TokenSourceBase):
     def from_environment(
         cls, environ: Mapping[str, str] | None = None, **options: Unpack[ProviderOptions]
     ) -> TokenProvider:
-        """Build from azure-identity's variables (``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID``, ...)."""
+        """Build from azure-identity's variables (``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID``, ...).
+
+        ``options`` are the provider's other keyword arguments. (None of the credentials the
+        environment describes reads Key Vault, so ``ca_file`` is the token endpoint's only.)"""
         from ._config import Settings
 
         return Settings.from_environment(environ).provider(**options)
@@ -174,10 +209,19 @@ class TokenProvider(TokenSourceBase):
     def from_file(
         cls, path: str | os.PathLike[str], **options: Unpack[ProviderOptions]
     ) -> TokenProvider:
-        """Build from msal's ``parameters.json`` or a .NET ``appsettings.json`` (``AzureAd``)."""
+        """Build from msal's ``parameters.json`` or a .NET ``appsettings.json`` (``AzureAd``).
+
+        ``options`` are the provider's other keyword arguments. ``ca_file`` (or
+        ``ssl_context``) is also the TLS trust of the Key Vault credentials the file describes
+        (``ClientCredentials`` of SourceType ``KeyVault``): one option for a local vault and
+        identity provider. For a vault with other trust than the token endpoint, build with
+        ``Settings.from_file(path, ca_file=...).provider(ca_file=...)``."""
         from ._config import Settings
 
-        return Settings.from_file(path).provider(**options)
+        settings = Settings.from_file(
+            path, ca_file=options.get("ca_file"), ssl_context=options.get("ssl_context")
+        )
+        return settings.provider(**options)
 
     @property
     def client_id(self) -> str:
@@ -185,11 +229,14 @@ class TokenProvider(TokenSourceBase):
 
     @property
     def tenant_id(self) -> str:
+        """The tenant tokens are requested in; with ``oidc_authority``, the issuer's first path
+        segment (what msal takes as its tenant: the tenant id of an External ID issuer)."""
         return self._authority.tenant
 
     @property
     def authority(self) -> str:
-        """The tenanted authority URL, e.g. ``https://login.microsoftonline.com/{tenant}``."""
+        """The tenanted authority URL, e.g. ``https://login.microsoftonline.com/{tenant}``, or
+        the issuer URL given as ``oidc_authority``."""
         return self._authority.url
 
     @property
@@ -198,16 +245,26 @@ class TokenProvider(TokenSourceBase):
 
     def __repr__(self) -> str:
         authority = getattr(self, "_authority", None)
+        name = "oidc_authority" if isinstance(authority, OidcAuthority) else "authority"
         return (
             f"TokenProvider(client_id={getattr(self, '_client_id', None)!r}, "
-            f"authority={authority.url if authority is not None else None!r}, "
+            f"{name}={authority.url if authority is not None else None!r}, "
             f"credential={getattr(self, '_credential', None)!r})"
         )
 
     # -- what the shared machinery asks of a token source ------------------------------------
 
     def _tenant(self, tenant_id: str | None) -> str | None:
-        return self._tenants.resolve(tenant_id)
+        if self._tenants is not None:
+            return self._tenants.resolve(tenant_id)
+        # An OpenID issuer serves its own tenant only.
+        if tenant_id is None or tenant_id.strip().lower() == self._authority.tenant.lower():
+            return None
+        raise ConfigurationError(
+            f"tenant {tenant_id!r} cannot be asked for with oidc_authority",
+            hint=f"the issuer {self._authority.url} is one tenant; tokens for another tenant "
+            "need a provider of their own.",
+        )
 
     def _describe(self) -> tuple[str, str]:
         return self._client_id, self._authority.tenant
@@ -283,6 +340,7 @@ class TokenProvider(TokenSourceBase):
                 self._get_session,
                 attempt_timeout=self._retry.attempt_timeout,
                 insecure_origin=insecure,
+                oidc=isinstance(authority, OidcAuthority),
             )
             self._engine = MsalEngine(
                 credential=self._credential,

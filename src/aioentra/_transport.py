@@ -6,6 +6,11 @@ proxies and timeouts are configured in one place. What fails becomes a typed err
 the body of a 5xx and cannot parse a non-JSON 4xx); whether to try again is the engine's
 decision, made on the event loop, so no worker thread sleeps through a backoff.
 
+msal's only GET is OpenID discovery. Past 408, 429 and 5xx, a discovery answer that is not an
+OpenID configuration (a 404 or other 4xx, a redirect, a body that is not JSON or names no
+``token_endpoint``) is a :class:`~aioentra.ConfigurationError` naming the URL: the same request
+would get the same answer, so it is not retried.
+
 A successful token answer is validated here, before msal sees it
 (:func:`~aioentra._token.parse_token_response`): msal only ever gets a well-formed body, and
 the engine takes the validated token from :meth:`LoopTransport.last_token`.
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import json
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
@@ -29,6 +35,7 @@ import aiohttp
 
 from ._errors import (
     AioEntraError,
+    ConfigurationError,
     IdentityProviderUnavailableError,
     ProviderClosedError,
     ThrottledError,
@@ -41,6 +48,11 @@ from ._token import TokenResponse, parse_token_response
 __all__ = ["PLACEHOLDER_SECRET", "LoopTransport", "TransportResponse"]
 
 T = TypeVar("T")
+
+_REQUEST_URL: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "aioentra_request_url", default=""
+)
+"""The URL (without its query) of the request being judged, for discovery errors."""
 
 MAX_BODY = 1024 * 1024
 """Largest answer read from the identity provider (its real ones are a few KB)."""
@@ -95,6 +107,7 @@ class LoopTransport:
         *,
         attempt_timeout: float,
         insecure_origin: str | None = None,
+        oidc: bool = False,
     ) -> None:
         self._loop = loop
         self._session = session
@@ -102,6 +115,8 @@ class LoopTransport:
         # A plain-http loopback authority: msal only speaks https, so its https URLs for this
         # one origin are sent over http and http URLs in its answers are shown to msal as https.
         self._insecure_origin = insecure_origin
+        # The authority is an OpenID issuer (oidc_authority=), not Entra: for discovery hints.
+        self._oidc = oidc
         self._pending: set[concurrent.futures.Future[Any]] = set()
         self._lock = threading.Lock()
         # Per worker thread: the deadline of the token request it runs, its last POST's status
@@ -211,7 +226,8 @@ class LoopTransport:
         headers: Mapping[str, str] | None,
         deadline: float,
     ) -> TransportResponse:
-        origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
+        parts = urlsplit(self._wire_url(url))
+        origin = f"{parts.scheme}://{parts.netloc}"
         remaining = min(self._attempt_timeout, deadline - self._loop.time())
         if remaining <= 0:
             raise _out_of_time(method, origin)
@@ -246,6 +262,8 @@ class LoopTransport:
             text = raw.decode(charset, errors="replace")
         except LookupError:  # an unknown charset
             text = raw.decode("utf-8", errors="replace")
+        # Each request runs in a task of its own, so the variable is this request's.
+        _REQUEST_URL.set(f"{origin}{parts.path}")
         return self._judge(method, origin, status, text, response_headers)
 
     def _judge(
@@ -273,6 +291,24 @@ class LoopTransport:
                 ),
                 body,
             )
+        if method == "GET":
+            # msal's only GET is OIDC discovery. Past 408, 429 and 5xx (above), what it answers
+            # is the same on every attempt: the URL is wrong, not the identity provider down.
+            where = _REQUEST_URL.get() or origin
+            if status != 200 or body is None:
+                raise _discovery_error(where, status, body, oidc=self._oidc)
+            missing = [f for f in ("authorization_endpoint", "token_endpoint") if f not in body]
+            if missing:
+                raise ConfigurationError(
+                    f"the document at {where} is not an OpenID configuration: it has "
+                    f"no {' or '.join(missing)}",
+                    hint=_discovery_hint(self._oidc),
+                    status=status,
+                )
+            if self._insecure_origin is not None:
+                origin_text = self._insecure_origin
+                text = text.replace("http://" + origin_text, "https://" + origin_text)
+            return TransportResponse(status, text, headers)
         if body is None:
             error = IdentityProviderUnavailableError(
                 f"the identity provider answered HTTP {status} without a JSON body ({origin})",
@@ -282,13 +318,6 @@ class LoopTransport:
             # A malformed success body is worth another attempt; a non-JSON 4xx is not.
             error.retryable = status == 200
             raise error
-        if method == "GET":
-            if status != 200:
-                raise error_from_response(body, status=status, context="tenant discovery failed")
-            if self._insecure_origin is not None:
-                origin_text = self._insecure_origin
-                text = text.replace("http://" + origin_text, "https://" + origin_text)
-            return TransportResponse(status, text, headers)
         if status != 200 and "access_token" in body:
             error = IdentityProviderUnavailableError(
                 f"the identity provider answered HTTP {status} with a token ({origin})",
@@ -339,6 +368,44 @@ def _out_of_time(what: str, origin: str) -> IdentityProviderUnavailableError:
         f"{target}: no time left for the request (RetryPolicy.total_timeout)",
         hint="the identity provider or the credential's source is slow; "
         "RetryPolicy.total_timeout bounds a whole token request.",
+    )
+
+
+def _discovery_hint(oidc: bool) -> str:
+    if oidc:
+        return (
+            "check oidc_authority: it must be the provider's issuer URL, under which it serves "
+            "/.well-known/openid-configuration."
+        )
+    return (
+        "check the authority and the tenant; for an OpenID provider that is not Entra ID, "
+        "pass oidc_authority= its issuer URL."
+    )
+
+
+def _discovery_error(
+    where: str, status: int, body: Mapping[str, Any] | None, *, oidc: bool
+) -> ConfigurationError:
+    """The error of a discovery answer that is not an OpenID configuration (not retryable: a
+    404 or a 400 ``invalid_tenant`` is the same on every attempt)."""
+    message = f"no OpenID configuration at {where} (HTTP {status})"
+    if body is None and status == 200:
+        message = f"no OpenID configuration at {where}: the answer is not a JSON object"
+    hint = _discovery_hint(oidc)
+    if body is None or "error" not in body:
+        return ConfigurationError(message, hint=hint, status=status)
+    parsed = error_from_response(body, status=status, context=message)
+    # Entra's own answer may say more (AADSTS90002: the tenant does not exist); keep its
+    # type when it is a configuration error, and its codes and ids in any case.
+    cls = type(parsed) if isinstance(parsed, ConfigurationError) else ConfigurationError
+    return cls(
+        parsed.message,
+        hint=parsed.hint or hint,
+        error=parsed.error,
+        error_codes=parsed.error_codes,
+        correlation_id=parsed.correlation_id,
+        trace_id=parsed.trace_id,
+        status=status,
     )
 
 
