@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from aioentra._cli import build_parser, parse_fault
+from aioentra._cli import build_parser
+from aioentra._cli.emulator import parse_fault
 
 
 def read_lines(process: subprocess.Popen[str], until: str, timeout: float = 30.0) -> list[str]:

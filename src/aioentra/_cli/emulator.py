@@ -1,15 +1,13 @@
-"""The ``aioentra`` command line.
+"""``aioentra emulator``: run the local identity platform until Ctrl-C / SIGTERM and print how
+to point clients at it.
 
-Subcommands are small functions registered in :data:`COMMANDS`; each gets its own argparse
-sub-parser from a ``configure`` function and runs with the parsed namespace. Add one by writing
-``configure_x(parser)`` and ``run_x(args) -> int`` and listing them in ``COMMANDS``.
+With ``--register-app NAME`` it registers an app and prints its client id **and client secret**
+on standard output, once: that is deliberate, for local development against a throw-away
+emulator whose secrets protect nothing. The managed identity endpoint's ``IDENTITY_HEADER``
+value is printed for the same reason (clients must send it). Nothing is written to a log.
 
-``aioentra emulator`` runs the local identity platform until Ctrl-C / SIGTERM and prints how to
-point clients at it. With ``--register-app NAME`` it registers an app and prints its client id
-**and client secret** on standard output, once: that is deliberate, for local development against
-a throw-away emulator whose secrets protect nothing. The managed identity endpoint's
-``IDENTITY_HEADER`` value is printed for the same reason (clients must send it). Nothing is
-written to a log.
+With ``--json`` the banner is one JSON document on one line (:func:`describe_json`), printed
+once the emulator serves, so a script can read the first line and go; nothing else is printed.
 """
 
 from __future__ import annotations
@@ -19,28 +17,18 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, get_args
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, get_args
+
+from . import CliError, Command, Exit, Output
 
 if TYPE_CHECKING:
-    from aioentra.emulator import Emulator, Fault
+    from aioentra.emulator import App, Emulator, Fault
 
-__all__ = ["COMMANDS", "main"]
-
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    help: str
-    configure: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
+__all__ = ["COMMAND", "describe", "describe_json", "parse_fault"]
 
 
-# -- emulator ----------------------------------------------------------------------------------
-
-
-def configure_emulator(parser: argparse.ArgumentParser) -> None:
+def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=None, help="HTTPS port (default: ephemeral)")
     parser.add_argument(
         "--config", metavar="FILE", help="registration file (JSON, or TOML on 3.11+)"
@@ -123,7 +111,38 @@ def describe(emu: Emulator) -> list[str]:
     return lines
 
 
-async def serve_emulator(args: argparse.Namespace, *, out: Callable[[str], None]) -> None:
+def describe_json(emu: Emulator, apps: list[App]) -> dict[str, Any]:
+    """The banner as one JSON document: addresses, the CA file, the variables to export, and
+    the registered apps (with their secrets, as the text banner prints them)."""
+    return {
+        "base_url": emu.base_url,
+        "tenant_id": emu.tenant_id,
+        "tenant_domain": emu.domain,
+        "authority": emu.authority,
+        "token_endpoint": emu.token_endpoint,
+        "ca_file": emu.ca_file,
+        "vault_url": emu.vault.url,
+        "environment": {
+            "AZURE_AUTHORITY_HOST": emu.base_url,
+            "AZURE_TENANT_ID": emu.tenant_id,
+            "IDENTITY_ENDPOINT": emu.managed_identity.endpoint,
+            "IDENTITY_HEADER": emu.managed_identity.header,
+        },
+        "apps": [
+            {"name": app.name, "client_id": app.client_id, "client_secret": app.secret}
+            for app in apps
+        ],
+    }
+
+
+async def serve_emulator(
+    args: argparse.Namespace,
+    *,
+    out: Callable[[str], None],
+    document: Callable[[dict[str, Any]], None] | None = None,
+) -> None:
+    """Serve until SIGINT/SIGTERM; the banner goes to ``out`` line by line, or to
+    ``document`` as one JSON document when it is given."""
     from aioentra.emulator import Emulator, EmulatorConfig
 
     config = EmulatorConfig.load(args.config) if args.config else None
@@ -138,6 +157,11 @@ async def serve_emulator(args: argparse.Namespace, *, out: Callable[[str], None]
         with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C raises KeyboardInterrupt
             loop.add_signal_handler(signum, stop.set)
     async with emu:
+        if document is not None:
+            apps = [emu.add_app(name) for name in args.register_app]
+            document(describe_json(emu, apps))
+            await stop.wait()
+            return
         for line in describe(emu):
             out(line)
         for name in args.register_app:
@@ -148,35 +172,24 @@ async def serve_emulator(args: argparse.Namespace, *, out: Callable[[str], None]
     out("stopped")
 
 
-def run_emulator(args: argparse.Namespace) -> int:
-    def out(line: str) -> None:
-        print(line, flush=True)
+def run(args: argparse.Namespace, out: Output) -> int:
+    def line(text: str) -> None:
+        print(text, flush=True)
+
+    def document(value: dict[str, Any]) -> None:
+        out.document(value, compact=True)
 
     try:
-        asyncio.run(serve_emulator(args, out=out))
+        asyncio.run(serve_emulator(args, out=line, document=document if out.json else None))
     except (OSError, ValueError, KeyError) as exc:
-        print(f"aioentra emulator: {exc}", file=sys.stderr)
-        return 1
+        if out.json:
+            out.error(CliError(str(exc), kind=type(exc).__name__), Exit.FAILURE)
+        else:
+            print(f"aioentra emulator: {exc}", file=sys.stderr)
+        return Exit.FAILURE
     except KeyboardInterrupt:
-        return 130
-    return 0
+        return Exit.INTERRUPTED
+    return Exit.OK
 
 
-COMMANDS: tuple[Command, ...] = (
-    Command("emulator", "run the local Entra ID emulator", configure_emulator, run_emulator),
-)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="aioentra", description="aioentra command line tools")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in COMMANDS:
-        command.configure(sub.add_parser(command.name, help=command.help, description=command.help))
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``aioentra`` and ``python -m aioentra``; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    command = next(c for c in COMMANDS if c.name == args.command)
-    return command.run(args)
+COMMAND = Command("emulator", "run the local Entra ID emulator", configure, run)
