@@ -63,6 +63,7 @@ COMMANDS: tuple[str, ...] = (
     "decode",
     "call",
     "doctor",
+    "demo",
 )
 """The subcommand modules of this package, in the order ``aioentra --help`` lists them."""
 
