@@ -13,6 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from aioentra import (
+    AccessToken,
     ClientSecret,
     ConfigurationError,
     InvalidTokenError,
@@ -47,16 +48,21 @@ async def test_a_token_from_the_real_token_endpoint_is_accepted(
 ) -> None:
     emulator.grant(aioentra_app, api, ["Things.ReadWrite"])
     served = await serve(audience=API_URI_AND_ID(api))
+    token = await endpoint_token(emulator, aioentra_app, f"{api.identifier_uri}/.default")
+    status, body, _ = await served.get("/things/write", token.token)
+    assert (status, body) == (200, {"written": True})
+
+
+async def endpoint_token(emulator: Emulator, app: App, scope: str) -> AccessToken:
+    """A token from the emulator's real token endpoint, through a TokenProvider."""
     async with TokenProvider(
-        ClientSecret(aioentra_app.secret or ""),
+        ClientSecret(app.secret or ""),
         tenant_id=emulator.tenant_id,
-        client_id=aioentra_app.client_id,
+        client_id=app.client_id,
         authority=emulator.base_url,
         ca_file=emulator.ca_file,
     ) as provider:
-        token = await provider.get_token(f"{api.identifier_uri}/.default")
-    status, body, _ = await served.get("/things/write", token.token)
-    assert (status, body) == (200, {"written": True})
+        return await provider.get_token(scope)
 
 
 def API_URI_AND_ID(api: Api) -> list[str]:
@@ -231,14 +237,7 @@ async def test_v1_tokens_are_accepted_with_the_v1_issuer(
     )
     emulator.grant(aioentra_app, v1, ["Things.Read"])
     served = await serve(audience=[uri, v1.app_id])
-    async with TokenProvider(
-        ClientSecret(aioentra_app.secret or ""),
-        tenant_id=emulator.tenant_id,
-        client_id=aioentra_app.client_id,
-        authority=emulator.base_url,
-        ca_file=emulator.ca_file,
-    ) as provider:
-        token = await provider.get_token(f"{uri}/.default")
+    token = await endpoint_token(emulator, aioentra_app, f"{uri}/.default")
     claims = jwt.decode(token.token, options={"verify_signature": False})
     assert claims["iss"] == f"https://sts.windows.net/{emulator.tenant_id}/"
     assert claims["ver"] == "1.0"
