@@ -40,6 +40,7 @@ from ._validation import (
     check_claims,
     check_header,
     check_lifetime,
+    jose_header,
 )
 
 __all__ = ["TokenValidator"]
@@ -201,11 +202,7 @@ class TokenValidator:
                 del self._verified[token]
                 raise
             return known
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError:
-            raise InvalidTokenError("the token is not a JWT") from None
-        alg, kid = check_header(header, self._rules)
+        alg, kid = check_header(jose_header(token), self._rules)
         url = self._fetcher.metadata_url
         keys = await self._keys.get(url)
         key = keys.keys.get(kid)

@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from aioentra import Claims, ConfigurationError, InsufficientPermissionsError, InvalidTokenError
-from aioentra._validation import ClaimRules, check_claims, check_header, missing_roles
+from aioentra._validation import (
+    ClaimRules,
+    check_claims,
+    check_header,
+    jose_header,
+    missing_roles,
+)
 
 TID = "11111111-2222-3333-4444-555555555555"
 OTHER = "99999999-2222-3333-4444-555555555555"
@@ -151,3 +157,17 @@ def test_missing_roles_any_and_all() -> None:
     ]
     assert missing_roles(token, ["A.Read", "C.Write"], require_all=True) == ["C.Write"]
     assert Claims(claims(roles="A.Read")).roles == frozenset()  # not a list: no roles
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "abc", "a.b", "a.b.c.d", "!!!.e30.sig", "bnVsbA.e30.sig", "W10.e30.sig", "e30=.e30.sig"],
+)
+def test_a_header_that_is_not_a_jose_object_is_refused(token: str) -> None:
+    with pytest.raises(InvalidTokenError, match="not a JWT"):
+        jose_header(token)
+
+
+def test_critical_extensions_are_refused() -> None:
+    with pytest.raises(InvalidTokenError, match="critical"):
+        check_header({"alg": "RS256", "kid": "k", "crit": ["exp"]}, RULES)

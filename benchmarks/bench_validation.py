@@ -1,0 +1,146 @@
+"""Token validation for APIs: aioentra's TokenValidator against a hand-written PyJWT check.
+
+All contenders check the same emulator-issued RS256 token (signature, issuer, audience,
+expiry); the keys are fetched beforehand, so the table is the per-request CPU cost:
+
+* aioentra ``TokenValidator.validate``, with its verified-token cache (an API called many times
+  with one app token, the usual case) and without it (``cache_size=0``: a signature check on
+  every call);
+* PyJWT's ``jwt.decode`` with the key in hand: what a hand-written validator costs per request,
+  before any key handling.
+
+Then the key fetches: 100 concurrent first requests, and 1,000 tokens with made-up ``kid``s
+(a forged-token storm), counted at the emulator's JWKS endpoint.
+
+Run: ``python benchmarks/bench_validation.py`` (about 15 seconds; ``--quick`` for a smoke run).
+Results are printed and written to ``benchmarks/results/validation.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import jwt
+
+import aioentra
+from aioentra import InvalidTokenError, TokenValidator
+from aioentra.emulator import Emulator
+
+RESULTS = Path(__file__).parent / "results" / "validation.md"
+
+
+async def per_call(check: Callable[[], Awaitable[object]], calls: int, runs: int) -> float:
+    """Median µs per call over ``runs`` runs of ``calls`` calls, after a warm-up."""
+    for _ in range(min(calls, 200)):
+        await check()
+    medians = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        for _ in range(calls):
+            await check()
+        medians.append((time.perf_counter() - started) / calls * 1e6)
+    return statistics.median(medians)
+
+
+def with_kid(token: str, kid: str) -> str:
+    head, payload, signature = token.split(".")
+    header = json.loads(base64.urlsafe_b64decode(head + "=="))
+    header["kid"] = kid
+    encoded = base64.urlsafe_b64encode(json.dumps(header).encode()).rstrip(b"=").decode()
+    return f"{encoded}.{payload}.{signature}"
+
+
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls, for a smoke run")
+    args = parser.parse_args(argv)
+    calls, runs = (200, 3) if args.quick else (2000, 7)
+    async with Emulator() as emu:
+        api = emu.add_api("api://bench-validation", roles=["Things.Read"])
+        app = emu.add_app("bench")
+        token, _ = emu.issue_access_token(
+            tenant_id=emu.tenant_id,
+            client_id=app.client_id,
+            object_id=app.object_id,
+            resource=api.app_id,
+            roles=["Things.Read"],
+        )
+        kid = jwt.get_unverified_header(token)["kid"]
+        key = jwt.PyJWK(next(k for k in emu.jwks()["keys"] if k["kid"] == kid))
+        issuer = emu.issuer()
+
+        async def pyjwt() -> object:
+            return jwt.decode(
+                token, key.key, algorithms=["RS256"], audience=api.app_id, issuer=issuer
+            )
+
+        options = {"audience": api.app_id, "authority": emu.authority, "ca_file": emu.ca_file}
+        rows = []
+        async with (
+            TokenValidator(**options) as cached,
+            TokenValidator(**options, cache_size=0) as uncached,
+        ):
+            for label, check in (
+                (
+                    "aioentra `TokenValidator.validate` (verified-token cache)",
+                    lambda: cached.validate(token),
+                ),
+                (
+                    "aioentra `TokenValidator.validate`, `cache_size=0`",
+                    lambda: uncached.validate(token),
+                ),
+                ("PyJWT `jwt.decode` with the key in hand (no key handling)", pyjwt),
+            ):
+                rows.append([label, f"{await per_call(check, calls, runs):.1f}"])
+                print(rows[-1], flush=True)
+
+        fetches = []
+        validator = TokenValidator(**options)
+        try:
+            before = emu.requests.count("jwks")
+            await asyncio.gather(*(validator.validate(token) for _ in range(100)))
+            fetches.append(
+                ["100 concurrent first requests", str(emu.requests.count("jwks") - before)]
+            )
+            before = emu.requests.count("jwks")
+            forged = [with_kid(token, f"forged-{n}") for n in range(1000)]
+            answers = await asyncio.gather(
+                *(validator.validate(t) for t in forged), return_exceptions=True
+            )
+            assert all(isinstance(a, InvalidTokenError) for a in answers)
+            fetches.append(
+                ["1,000 tokens with made-up `kid`s", str(emu.requests.count("jwks") - before)]
+            )
+        finally:
+            await validator.close()
+    header = (
+        "# Token validation\n\n"
+        f"Generated by `python benchmarks/bench_validation.py`. Python {platform.python_version()}"
+        f" on {platform.machine()} ({platform.system()}), aioentra {aioentra.__version__}, "
+        f"PyJWT {jwt.__version__}.\n\n"
+        f"One RS256 emulator token, keys already fetched; µs per call, the median of {runs} runs "
+        f"of {calls} calls.\n\n"
+        "| check | µs per call |\n|---|---|\n"
+    )
+    table = "\n".join(f"| {' | '.join(row)} |" for row in rows)
+    keys = "\n\n| key fetches | JWKS requests |\n|---|---|\n" + "\n".join(
+        f"| {' | '.join(row)} |" for row in fetches
+    )
+    report = header + table + keys
+    print(report)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(report + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
