@@ -36,14 +36,15 @@ from ._authority import is_loopback_host
 from ._errors import AioEntraError, ConfigurationError, IdentityProviderUnavailableError
 from ._netfail import connection_error
 
-__all__ = ["KeyFetcher", "SigningKeys", "parse_discovery", "parse_jwks"]
+__all__ = ["KEY_TYPES", "KeyFetcher", "SigningKeys", "parse_discovery", "parse_jwks"]
 
 logger = logging.getLogger("aioentra.validation")
 
 MAX_DOCUMENT_BYTES = 1024 * 1024
 """Largest discovery or JWKS document read (Entra's are a few KB)."""
 MAX_KEYS = 100
-_KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
+KEY_TYPES = {"RS": "RSA", "PS": "RSA", "ES": "EC"}
+"""The JWK ``kty`` each algorithm family needs (by the algorithm's first two letters)."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def parse_jwks(document: object, url: str, algorithms: frozenset[str]) -> dict[s
     algorithms need, for signatures (``use`` absent or ``sig``). None usable is an error."""
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
         raise _malformed(url, "is not a JWKS document (no 'keys' list)")
-    wanted = {_KEY_TYPES[alg[:2]] for alg in algorithms if alg[:2] in _KEY_TYPES}
+    wanted = {KEY_TYPES[alg[:2]] for alg in algorithms if alg[:2] in KEY_TYPES}
     keys: dict[str, jwt.PyJWK] = {}
     for entry in document["keys"][:MAX_KEYS]:
         if not isinstance(entry, dict):

@@ -20,8 +20,9 @@ check                          rejected when                                answ
                                of the same tenant
 ``tid``                        not in the tenant allow-list (when given)    401 invalid_token
 ``aud``                        none of the API's audiences                  401 invalid_token
-app-only (when required)       a user token: ``scp`` present or ``idtyp``   403
-                               is ``user``                                  insufficient_scope
+app-only (when required)       not an app token (``idtyp`` is not ``app``;  403
+                               without it: ``scp``, no app id, or ``sub``   insufficient_scope
+                               is not ``oid``; see ``Claims.is_app_only``)
 ``roles`` (per route)          none of the required roles                   403
                                (:func:`missing_roles`)                      insufficient_scope
 =============================  ===========================================  ==================
@@ -129,6 +130,12 @@ class ClaimRules:
                     hint="list the tenant GUIDs whose apps may call this API.",
                 )
             allowed = frozenset(t.strip().lower() for t in listed)
+            named = sorted(t for t in allowed if not is_guid(t))
+            if entra and named:
+                raise ConfigurationError(
+                    f"tenants must be tenant ids (GUIDs), not {named!r}",
+                    hint="tokens name their tenant by id (tid): list the directory (tenant) ids.",
+                )
         if not isinstance(leeway, (int, float)) or not 0 <= leeway <= 600:
             raise ConfigurationError("leeway must be between 0 and 600 seconds")
         return cls(
@@ -200,11 +207,19 @@ class Claims(Mapping[str, Any]):
 
     @property
     def is_app_only(self) -> bool:
-        """An application's own token (client credentials), not a user's."""
+        """An application's own token (client credentials), not a user's.
+
+        ``idtyp`` decides when the token carries it (``app``). Without it, an app token has no
+        ``scp``, names the calling app (``azp`` or ``appid``) and its ``sub`` is its own
+        service principal (``oid``); a user token, or an ID token, fails one of these.
+        """
         idtyp = self._claims.get("idtyp")
         if idtyp is not None:
             return bool(idtyp == "app")
-        return "scp" not in self._claims
+        if "scp" in self._claims or self.app_id is None:
+            return False
+        oid, sub = self.object_id, self.subject
+        return oid is None or sub is None or oid == sub
 
     def __repr__(self) -> str:  # claims are not secrets, but keep logs short
         return (

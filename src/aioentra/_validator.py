@@ -23,13 +23,14 @@ import jwt
 
 from ._authority import Authority
 from ._errors import (
+    AioEntraError,
     ConfigurationError,
     InvalidTokenError,
     ProviderClosedError,
     raises_cleanly,
 )
 from ._flight import Clock, Fetched, Flight, Reason, SystemClock
-from ._jwks import KeyFetcher, SigningKeys
+from ._jwks import KEY_TYPES as _KEY_TYPES, KeyFetcher, SigningKeys
 from ._policy import RefreshPolicy
 from ._tls import checked_session, checked_ssl_context, load_verify_context
 from ._token import MAX_TOKEN_LENGTH
@@ -164,7 +165,8 @@ class TokenValidator:
             same=lambda a, b: a is b,
             closed_error=_closed,
         )
-        self._verified: dict[str, Claims] = {}
+        self._verified: dict[str, tuple[Claims, str]] = {}
+        """Tokens whose signature verified: their claims and the ``kid`` that signed them."""
         self._cache_size = cache_size
 
     # -- public API -----------------------------------------------------------------------------
@@ -177,6 +179,10 @@ class TokenValidator:
     @property
     def rules(self) -> ClaimRules:
         return self._rules
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     async def validate(self, token: str) -> Claims:
         """The token's validated claims; :class:`~aioentra.InvalidTokenError` (401) or
@@ -197,11 +203,13 @@ class TokenValidator:
         known = self._verified.get(token)
         if known is not None:
             try:
-                check_lifetime(known, self._rules, now=now)
+                check_lifetime(known[0], self._rules, now=now)
             except InvalidTokenError:
                 del self._verified[token]
                 raise
-            return known
+            return known[0]
+        if not token.isascii():
+            raise InvalidTokenError("the token is not a JWT")
         alg, kid = check_header(jose_header(token), self._rules)
         url = self._fetcher.metadata_url
         keys = await self._keys.get(url)
@@ -209,16 +217,24 @@ class TokenValidator:
         if key is None:
             # Keys rotate: ask once more (one fetch shared by every caller, and at most one per
             # unknown_key_interval, so tokens with made-up kids cost one fetch, not one each).
-            keys = await self._keys.renew(url, keys)
+            try:
+                keys = await self._keys.renew(url, keys)
+            except AioEntraError:
+                # The keys cannot be refetched now (backing off, or the authority is down): the
+                # last good keys, which do not hold this kid, are all there is to judge by.
+                keys = self._keys.peek(url) or keys
             key = keys.keys.get(kid)
             if key is None:
                 raise InvalidTokenError("the token's signing key is not one of the issuer's")
+        if _KEY_TYPES.get(alg[:2]) != getattr(key, "key_type", None):
+            raise InvalidTokenError("the token's signing algorithm does not fit its key")
         try:
             payload = jwt.decode(token, key=key.key, algorithms=[alg], options=_DECODE_OPTIONS)
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, ValueError, TypeError):
+            # (PyJWT raises TypeError or ValueError for a few malformed inputs of its own.)
             raise InvalidTokenError("the token's signature does not verify") from None
         claims = check_claims(payload, self._rules, issuer=keys.issuer, now=now)
-        self._remember(token, claims)
+        self._remember(token, claims, kid)
         return claims
 
     async def start(self) -> None:
@@ -260,6 +276,7 @@ class TokenValidator:
 
     async def _fetch(self, url: str) -> Fetched[SigningKeys]:
         keys = await self._fetcher.fetch(await self._open_session())
+        self._forget_withdrawn(keys)
         now = self._clock.monotonic()
         # Usable without end: the last good keys keep serving while the authority is down.
         return Fetched(keys, now + self._refresh_interval, math.inf)
@@ -277,13 +294,20 @@ class TokenValidator:
                 )
         return self._session
 
-    def _remember(self, token: str, claims: Claims) -> None:
+    def _remember(self, token: str, claims: Claims, kid: str) -> None:
         if self._cache_size == 0:
             return
         verified = self._verified
         if len(verified) >= self._cache_size:
             del verified[next(iter(verified))]  # the oldest
-        verified[token] = claims
+        verified[token] = (claims, kid)
+
+    def _forget_withdrawn(self, keys: SigningKeys) -> None:
+        """Drop remembered tokens whose key the authority no longer publishes: a key withdrawn
+        in an emergency rollover takes the tokens it signed with it."""
+        withdrawn = [t for t, (_, kid) in self._verified.items() if kid not in keys.keys]
+        for token in withdrawn:
+            del self._verified[token]
 
 
 class _KeyLog:

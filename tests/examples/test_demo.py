@@ -6,6 +6,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 TRANSCRIPT = """\
 Posting a to-do...
@@ -90,3 +93,15 @@ def test_without_admin_consent_the_api_says_403_and_what_to_grant() -> None:
     assert "lacks the ToDoList.ReadWrite.All role" in result.stderr
     assert "admin consent" in result.stderr
     assert "eyJ" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("permissions", [["ToDoList.Read.All"], {"Read": "ToDoList.Read.All"}])
+def test_the_apis_app_permissions_are_checked(tmp_path: Path, permissions: object) -> None:
+    from aioentra import ConfigurationError
+    from aioentra.demo.todo_api import ApiSettings
+
+    settings = tmp_path / "appsettings.json"
+    azure_ad = {"Instance": "https://x.ciamlogin.com/", "TenantId": "t", "ClientId": "c"}
+    settings.write_text(json.dumps({"AzureAd": azure_ad | {"AppPermissions": permissions}}))
+    with pytest.raises(ConfigurationError, match="AppPermissions"):
+        ApiSettings.from_file(settings)

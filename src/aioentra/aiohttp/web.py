@@ -22,6 +22,7 @@ What the middleware answers (RFC 6750):
 request                                    status  ``WWW-Authenticate``
 =========================================  ======  ==========================================
 no ``Authorization: Bearer`` header        401     ``Bearer`` (no error: none was attempted)
+more than one ``Authorization`` header     400     ``Bearer error="invalid_request"``
 a token that is refused (expired, wrong    401     ``Bearer error="invalid_token",
 audience, issuer or tenant, bad signature)         error_description="..."``
 a valid token without a required role,     403     ``Bearer error="insufficient_scope",
@@ -95,6 +96,12 @@ class TokenValidation:
     async def on_startup(self, app: web.Application) -> None:
         """Load the signing keys: a wrong authority fails the startup; an unreachable one is
         logged, and the keys are fetched with the first request instead."""
+        if self.validator.closed:
+            raise ConfigurationError(
+                "this token_validation middleware was closed with the application it guarded",
+                hint="build one token_validation() per application (in the app factory), not "
+                "one for the whole process.",
+            )
         try:
             await self.validator.start()
         except ConfigurationError:
@@ -109,14 +116,17 @@ class TokenValidation:
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if getattr(handler, _ANONYMOUS, False):
             return await handler(request)
-        token = bearer_token(request.headers.get(hdrs.AUTHORIZATION))
+        headers = request.headers.getall(hdrs.AUTHORIZATION, ())
+        if len(headers) > 1:  # which one would a proxy in front have read?
+            return _invalid_request("send one Authorization header")
+        token = bearer_token(headers[0] if headers else None)
         if token is None:
             return _challenge_response()
         try:
             claims = await self.validator.validate(token)
         except TokenValidationError as refused:
             logger.info(
-                "%s %s refused (%d): %s",
+                "%s %r refused (%d): %s",
                 request.method,
                 request.path,
                 refused.status or 401,
@@ -125,7 +135,7 @@ class TokenValidation:
             return _refusal_response(refused)
         except AioEntraError as error:
             # The key fetch's failure is logged once by the validator; this is per request.
-            logger.debug("%s %s: token not checked: %s", request.method, request.path, error)
+            logger.debug("%s %r: token not checked: %s", request.method, request.path, error)
             return web.json_response(
                 {
                     "error": "temporarily_unavailable",
@@ -179,7 +189,7 @@ def require_roles(*roles: str, require_all: bool = False) -> Callable[[H], H]:
             claims = request.get(CLAIMS_KEY)
             if not isinstance(claims, Claims):
                 logger.error(
-                    "%s %s requires roles, but no token_validation middleware ran",
+                    "%s %r requires roles, but no token_validation middleware ran",
                     request.method,
                     request.path,
                 )
@@ -202,7 +212,11 @@ def require_roles(*roles: str, require_all: bool = False) -> Callable[[H], H]:
 
 
 def anonymous(handler: H) -> H:
-    """Mark a handler as open to requests without a token (health checks, metadata)."""
+    """Mark a handler as open to requests without a token (health checks, metadata).
+
+    For a class-based view, decorate the ``web.View`` class: the middleware sees the class,
+    not its methods.
+    """
     setattr(handler, _ANONYMOUS, True)
     return handler
 
@@ -224,6 +238,15 @@ def bearer_token(header: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token or " " in token:
         return None
     return token
+
+
+def _invalid_request(description: str) -> web.Response:
+    challenge = f'Bearer error="invalid_request", error_description="{description}"'
+    return web.json_response(
+        {"error": "invalid_request", "error_description": description},
+        status=400,
+        headers={hdrs.WWW_AUTHENTICATE: challenge},
+    )
 
 
 def _challenge_response() -> web.Response:

@@ -64,12 +64,14 @@ class ApiSettings:
                 hint="set the API registration's Instance, TenantId and ClientId.",
             )
         permissions = section.get("AppPermissions") or {}
+        if not isinstance(permissions, dict):
+            raise ConfigurationError(f"{str(path)!r}: 'AzureAd.AppPermissions' must be an object")
         return cls(
             instance=str(section["Instance"]),
             tenant_id=str(section["TenantId"]),
             client_id=str(section["ClientId"]),
-            read_roles=tuple(permissions.get("Read") or READ_ROLES),
-            write_roles=tuple(permissions.get("Write") or WRITE_ROLES),
+            read_roles=_roles(permissions, "Read", READ_ROLES, path),
+            write_roles=_roles(permissions, "Write", WRITE_ROLES, path),
         )
 
     def validation(self, **options: Any) -> TokenValidation:
@@ -77,6 +79,20 @@ class ApiSettings:
         return token_validation(
             authority=self.instance, tenant_id=self.tenant_id, audience=self.client_id, **options
         )
+
+
+def _roles(
+    permissions: dict[str, Any], name: str, default: tuple[str, ...], path: str | Path
+) -> tuple[str, ...]:
+    roles = permissions.get(name)
+    if roles is None:
+        return default
+    if not isinstance(roles, list) or not roles or not all(isinstance(r, str) for r in roles):
+        raise ConfigurationError(
+            f"{str(path)!r}: 'AzureAd.AppPermissions.{name}' must be a list of role names",
+            hint='e.g. "Read": ["ToDoList.Read.All", "ToDoList.ReadWrite.All"].',
+        )
+    return tuple(roles)
 
 
 class ToDoStore:
