@@ -11,7 +11,8 @@ Configuration is the environment:
   app registration, read by ``TokenProvider.from_environment()`` (azure-identity's names);
 - ``DOWNSTREAM_URL``: the API's URL, e.g. ``https://orders.contoso.com/orders``;
 - ``DOWNSTREAM_SCOPE``: its scope, e.g. ``api://<orders api app id>/.default``;
-- ``HOST`` and ``PORT`` (default: every interface, port 8080).
+- ``HOST`` and ``PORT`` (default: every interface, port 8080; a bad PORT stops it with exit
+  status 1, as a configuration error does).
 
 ::
 
@@ -114,17 +115,34 @@ def create_app() -> web.Application:
     return app
 
 
+def port_from_environment() -> int:
+    """``PORT`` (default 8080), a ConfigurationError when it is not a port number."""
+    text = os.environ.get("PORT", "8080")
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 < port < 65536:
+        raise ConfigurationError(
+            f"PORT {text!r} is not a port number", hint="set PORT to 1-65535 (default 8080)."
+        )
+    return port
+
+
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
+        port = port_from_environment()
         # Serves until SIGINT or SIGTERM, then runs the cleanup contexts.
-        web.run_app(
-            create_app(), host=os.environ.get("HOST"), port=int(os.environ.get("PORT", "8080"))
-        )
+        web.run_app(create_app(), host=os.environ.get("HOST"), port=port)
     except AioEntraError as error:  # raised by the startup: configuration, credential, ...
         print(f"error: {error.message}", file=sys.stderr)
         if error.hint:
             print(f"hint: {error.hint}", file=sys.stderr)
+        return 1
+    except OSError as error:  # the port is taken, HOST does not resolve
+        print(f"error: cannot listen on port {port}: {error.strerror or error}", file=sys.stderr)
+        print("hint: choose another PORT, or stop what is using it.", file=sys.stderr)
         return 1
     return 0
 

@@ -7,7 +7,12 @@ Rules implemented (Microsoft identity platform, v2.0 endpoint):
   secret (msal's documented limitation for certificates).
 * An OpenID issuer given as ``oidc_authority`` (:class:`OidcAuthority`) follows the same
   https rule and needs a path: msal reads ``{issuer}/.well-known/openid-configuration`` and
-  refuses an issuer at a host's root.
+  refuses an issuer at a host's root. A ``/.well-known`` URL is refused: msal compares the
+  discovery document's ``issuer`` with the URL it was given.
+* A default port spelled out (``https://host:443``, ``http://host:80``) is dropped: an issuer
+  never names it, and msal's issuer check compares the URLs as text.
+* Error messages never show a URL's user info (``user:password@``), which is refused:
+  ``user:***@`` stands in for it.
 * The scope of a client-credentials request is exactly one ``{resource}/.default``;
   when the resource id itself ends in ``/`` the scope has a double slash
   (``https://database.windows.net//.default``).
@@ -44,6 +49,25 @@ DEFAULT_SUFFIX = "/.default"
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
 _CIAM_SUFFIX = ".ciamlogin.com"
 _HOST_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*\.?$")
+
+
+_USERINFO = re.compile(r"^(\s*(?:[A-Za-z][A-Za-z0-9+.-]*:)?//|\s*)([^/?#\s]*)@")
+
+
+def _without_userinfo(text: str) -> str:
+    """``text`` (a URL as given) with its user info masked: ``https://user:***@host``, or
+    ``https://***@host`` when there is no password (a lone user name may be a token)."""
+    match = _USERINFO.match(text)
+    if match is None:
+        return text
+    user, colon, _ = match[2].partition(":")
+    shown = f"{user}:***" if colon and user and "@" not in user else "***"
+    return f"{match[1]}{shown}@{text[match.end() :]}"
+
+
+def _shown(value: object) -> str:
+    """``repr`` of a URL setting for an error message, its user info masked."""
+    return repr(_without_userinfo(value)) if isinstance(value, str) else repr(value)
 
 
 def _is_ip(host: str) -> bool:
@@ -192,7 +216,7 @@ class OidcAuthority:
         raw = issuer.strip()
         if "://" not in raw or any(c.isspace() or not c.isprintable() for c in raw):
             raise ConfigurationError(
-                f"oidc_authority {issuer!r} is not an issuer URL",
+                f"oidc_authority {_shown(issuer)} is not an issuer URL",
                 hint=f"give the issuer as the provider's discovery document names it, e.g. "
                 f"{example!r}.",
             )
@@ -204,15 +228,30 @@ class OidcAuthority:
             example=example,
         )
         path = path.rstrip("/")
-        if path.lower().endswith(WELL_KNOWN_SUFFIX):
+        lowered = path.lower()
+        if lowered.endswith("/.well-known") or "/.well-known/" in lowered:
+            prefix = path[: lowered.index("/.well-known")]
+            at_root = (
+                ""
+                if prefix.strip("/")
+                else "; an issuer at a host's root cannot be used through msal"
+            )
+            if lowered.endswith(WELL_KNOWN_SUFFIX):
+                raise ConfigurationError(
+                    f"oidc_authority {_shown(issuer)} is the discovery document's URL, not the "
+                    "issuer",
+                    hint=f"pass {origin + prefix!r}: msal appends {WELL_KNOWN_SUFFIX!r} itself"
+                    f"{at_root}.",
+                )
             raise ConfigurationError(
-                f"oidc_authority {issuer!r} is the discovery document's URL, not the issuer",
-                hint=f"pass {origin + path[: -len(WELL_KNOWN_SUFFIX)]!r}: msal appends "
-                f"{WELL_KNOWN_SUFFIX!r} itself.",
+                f"oidc_authority {_shown(issuer)} is a /.well-known URL, not the issuer",
+                hint=f"give the issuer itself, as its discovery document's 'issuer' names it "
+                f"(probably {origin + prefix!r}): msal appends {WELL_KNOWN_SUFFIX!r} to it and "
+                f"checks that the document names the same issuer{at_root}.",
             )
         if not path.strip("/"):
             raise ConfigurationError(
-                f"oidc_authority {issuer!r} has no path",
+                f"oidc_authority {_shown(issuer)} has no path",
                 hint=f"msal takes an issuer with at least one path segment, such as {example!r}; "
                 "an issuer at a host's root cannot be used through msal.",
             )
@@ -262,6 +301,9 @@ class TenantRules:
         return tenant
 
 
+_DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
 def _checked_url(
     raw: str,
     original: str,
@@ -272,7 +314,9 @@ def _checked_url(
 ) -> tuple[str, str, str]:
     """``(origin, host, path)`` of an authority URL: an https URL (plain http only for a
     loopback host, and only with ``allow_insecure_http``) with a valid host and no query,
-    fragment or user info. ``original`` and ``label`` name it in errors."""
+    fragment or user info. The origin leaves out a default port (``:443`` for https, ``:80``
+    for http). ``original`` and ``label`` name it in errors, its user info masked."""
+    shown = _shown(original)
     try:
         parts = urlsplit(raw)
         scheme = parts.scheme.lower()
@@ -280,35 +324,39 @@ def _checked_url(
         port = parts.port
     except ValueError:
         raise ConfigurationError(
-            f"{label} {original!r} is not a valid URL (check the port and any IPv6 brackets)",
+            f"{label} {shown} is not a valid URL (check the port and any IPv6 brackets)",
             hint=f"use e.g. {example!r}.",
         ) from None
     if not host:
-        raise ConfigurationError(f"{label} {original!r} has no host", hint=f"use e.g. {example!r}.")
+        raise ConfigurationError(f"{label} {shown} has no host", hint=f"use e.g. {example!r}.")
     if not _HOST_RE.match(host) and not _is_ip(host):
         raise ConfigurationError(
-            f"{label} {original!r} has an invalid host name",
+            f"{label} {shown} has an invalid host name",
             hint=f"use e.g. {example!r} (an IDN host in its xn-- form).",
         )
-    if parts.query or parts.fragment or parts.username or parts.password:
+    if parts.username is not None or parts.password is not None:
         raise ConfigurationError(
-            f"{label} {original!r} must not carry a query, fragment or user info"
+            f"{label} {shown} must not carry user info (user:password@)",
+            hint="remove the user name and password from the URL; credentials go in the "
+            "credential (client secret, certificate), never in the authority.",
         )
+    if parts.query or parts.fragment:
+        raise ConfigurationError(f"{label} {shown} must not carry a query or fragment")
     if scheme == "http":
         if not is_loopback_host(host):
             raise ConfigurationError(
-                f"{label} {original!r} is plain http",
+                f"{label} {shown} is plain http",
                 hint="use https; plain http is only allowed for a loopback test server.",
             )
         if not allow_insecure_http:
             raise ConfigurationError(
-                f"{label} {original!r} is plain http",
+                f"{label} {shown} is plain http",
                 hint="pass allow_insecure_http=True to use a plain-http loopback test server.",
             )
     elif scheme != "https":
-        raise ConfigurationError(f"{label} {original!r} must be an https URL")
+        raise ConfigurationError(f"{label} {shown} must be an https URL")
     netloc = host if ":" not in host else f"[{host}]"
-    if port is not None:
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
         netloc = f"{netloc}:{port}"
     return f"{scheme}://{netloc}", host, parts.path
 

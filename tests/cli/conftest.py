@@ -8,6 +8,7 @@ nor anything that looks like a JWT ("eyJ"), unless the test asked for ``--raw``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import socket
@@ -146,12 +147,16 @@ class LocalApi:
 
     ``GET /things`` answers 200 with a token that has the ``Test.Read`` role, 403 without it,
     401 without a valid token; ``POST /echo`` returns what it got; ``/boom`` is a 500 and
-    ``/reject`` always a 401 ``invalid_token`` challenge.
+    ``/reject`` always a 401 ``invalid_token`` challenge. ``GET /headers`` echoes the request's
+    headers as JSON (httpbin's ``/headers``), ``GET /raw`` as text lines, and ``/headers-401``
+    echoes them in a 401 whose challenge holds the token too (a careless API); ``received``
+    holds every ``Authorization`` value these three got.
     """
 
     origin: str = ""
     audiences: set[str] = field(default_factory=set)
     seen_authorization: list[bool] = field(default_factory=list)
+    received: list[str] = field(default_factory=list)
 
     def url(self, path: str) -> str:
         return f"{self.origin}{path}"
@@ -200,28 +205,54 @@ def _api_app(emu: Emulator, state: LocalApi) -> web.Application:
     async def plain(request: web.Request) -> web.Response:
         return web.Response(text="plain text\n")
 
+    def echoed(request: web.Request) -> dict[str, str]:
+        state.received.append(request.headers.get("Authorization", ""))
+        return dict(request.headers)
+
+    async def headers(request: web.Request) -> web.Response:
+        return web.json_response({"headers": echoed(request), "url": str(request.url)})
+
+    async def raw(request: web.Request) -> web.Response:
+        lines = [f"{name}: {value}" for name, value in echoed(request).items()]
+        return web.Response(text="\n".join([f"GET {request.path_qs} HTTP/1.1", *lines]) + "\n")
+
+    async def headers_401(request: web.Request) -> web.Response:
+        sent = echoed(request)
+        token = sent.get("Authorization", "").removeprefix("Bearer ")
+        challenge = f'Bearer error="invalid_token", error_description="rejected {token}"'
+        return web.json_response(
+            {"error": "invalid_token", "you_sent": sent},
+            status=401,
+            headers={"WWW-Authenticate": challenge},
+        )
+
     app = web.Application()
     app.router.add_get("/things", things)
     app.router.add_post("/echo", echo)
     app.router.add_get("/boom", boom)
     app.router.add_get("/reject", reject)
     app.router.add_get("/plain", plain)
+    app.router.add_get("/headers", headers)
+    app.router.add_get("/raw", raw)
+    app.router.add_get("/headers-401", headers_401)
     return app
 
 
-@pytest.fixture
-def test_api(emu: Emulator, api: Api) -> Iterator[LocalApi]:
+@contextlib.contextmanager
+def _serving(emu: Emulator, api: Api, *, tls: bool) -> Iterator[LocalApi]:
     """The API, served on its own loop in a thread (``main`` runs its own ``asyncio.run``)."""
     state = LocalApi(audiences={api.identifier_uri, api.app_id})
     runner = web.AppRunner(_api_app(emu, state), handle_signals=False, access_log=None)
+    scheme = "https" if tls else "http"
 
     async def start() -> None:
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=emu.server_ssl_context())
+        context = emu.server_ssl_context() if tls else None
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
         await site.start()
         server = site._server
         assert isinstance(server, asyncio.base_events.Server)
-        state.origin = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        state.origin = f"{scheme}://127.0.0.1:{server.sockets[0].getsockname()[1]}"
 
     async def stop() -> None:
         # As Emulator.close(): a connection still open after cleanup would outlive the loop.
@@ -232,7 +263,21 @@ def test_api(emu: Emulator, api: Api) -> Iterator[LocalApi]:
             if transport is not None:
                 transport.abort()
 
-    with run_in_thread(start, stop, name="aioentra-cli-test-api"):
+    with run_in_thread(start, stop, name=f"aioentra-cli-test-api-{scheme}"):
+        yield state
+
+
+@pytest.fixture
+def test_api(emu: Emulator, api: Api) -> Iterator[LocalApi]:
+    """The API over HTTPS, with the emulator's server certificate."""
+    with _serving(emu, api, tls=True) as state:
+        yield state
+
+
+@pytest.fixture
+def http_api(emu: Emulator, api: Api) -> Iterator[LocalApi]:
+    """The same API over plain http on 127.0.0.1 (a local test server)."""
+    with _serving(emu, api, tls=False) as state:
         yield state
 
 

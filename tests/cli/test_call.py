@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aioentra._cli import CliError
-from aioentra._cli.call import exit_for_status, origin_of, parse_header
+from aioentra._cli.call import REDACTED, exit_for_status, origin_of, parse_header, redact
 from aioentra.emulator import App, Emulator
 
 from .conftest import LocalApi, Result
@@ -175,3 +175,86 @@ def test_the_pure_parts() -> None:
         parse_header("no colon")
     with pytest.raises(CliError):
         origin_of("ftp://example.com/")
+
+
+# -- an API that echoes the token ----------------------------------------------------------------
+
+
+def test_a_token_echoed_by_the_api_is_never_printed(
+    call: Callable[..., Result], test_api: LocalApi
+) -> None:
+    """httpbin-style ``/headers``: the body holds the request's Authorization header."""
+    shown = call("GET", test_api.url("/headers"))  # the cli fixture: no "eyJ" in the output
+    assert shown.code == 0, shown.err
+    assert json.loads(shown.out)["headers"]["Authorization"] == f"Bearer {REDACTED}"
+    document = call("GET", test_api.url("/headers"), json_mode=True).json()
+    assert document["body"]["headers"]["Authorization"] == f"Bearer {REDACTED}"
+    assert document["body"]["headers"]["Host"].startswith("127.0.0.1:")  # the rest is shown
+    sent = {value.removeprefix("Bearer ") for value in test_api.received}
+    assert len(test_api.received) == 2 and all(token.startswith("eyJ") for token in sent)
+
+
+def test_a_token_echoed_as_text_is_never_printed(
+    call: Callable[..., Result], test_api: LocalApi
+) -> None:
+    shown = call("GET", test_api.url("/raw"))
+    assert shown.code == 0, shown.err
+    assert f"Authorization: Bearer {REDACTED}" in shown.out.splitlines()
+    assert shown.out.startswith("GET /raw HTTP/1.1\n")
+    document = call("GET", test_api.url("/raw"), json_mode=True).json()
+    assert f"Authorization: Bearer {REDACTED}\n" in document["body"]
+
+
+def test_renewed_tokens_echoed_in_a_401_are_never_printed(
+    call: Callable[..., Result], test_api: LocalApi
+) -> None:
+    """A 401 challenge is answered once with a new token: the rejected one and the renewed
+    one are both redacted, in the body and in the WWW-Authenticate header shown."""
+    shown = call("GET", test_api.url("/headers-401"))
+    assert shown.code == 4
+    assert (
+        f'WWW-Authenticate: Bearer error="invalid_token", error_description="rejected {REDACTED}"'
+        in shown.err
+    )
+    assert json.loads(shown.out)["you_sent"]["Authorization"] == f"Bearer {REDACTED}"
+    document = call("GET", test_api.url("/headers-401"), json_mode=True).json()
+    assert document["www_authenticate"].endswith(f'"rejected {REDACTED}"')
+    tokens = {value.removeprefix("Bearer ") for value in test_api.received}
+    assert len(tokens) >= 2  # the token was renewed, so two different ones were sent
+
+
+def test_the_redaction_rules() -> None:
+    token = "abc.def-ghi_jkl~mno+pqr/stu="
+    assert redact({"a": [f"x {token} y"], token: 1}, {token}) == {"a": ["x *** y"], "***": 1}
+    headers = {"authorization": "Basic dXNlcjpwYXNzd29yZA==", "Proxy-Authorization": "opaque"}
+    assert redact(headers, ()) == {"authorization": "Basic ***", "Proxy-Authorization": "***"}
+    assert redact("Bearer 0123456789abcdefXYZ.sig", ()) == "Bearer ***"
+    assert redact("GET / HTTP/1.1\r\nauthorization: Digest a=1, b=2\r\nX: y", ()) == (
+        "GET / HTTP/1.1\r\nauthorization: Digest ***\r\nX: y"
+    )
+    assert redact("Proxy-Authorization: opaque-value", ()) == "Proxy-Authorization: ***"
+    challenge = 'Bearer error="invalid_token", error_description="expired"'
+    assert redact(challenge, ()) == challenge  # parameters are not a credential
+    assert redact("a bearer token is required", ()) == "a bearer token is required"
+    assert redact({"n": 1, "ok": True, "none": None}, ()) == {"n": 1, "ok": True, "none": None}
+
+
+# -- plain http ------------------------------------------------------------------------------------
+
+
+def test_plain_http_needs_allow_http_and_a_loopback_host(
+    call: Callable[..., Result], http_api: LocalApi
+) -> None:
+    refused = call("GET", http_api.url("/things"), json_mode=True).json()
+    assert refused["exit_code"] == 3
+    assert refused["error"]["type"] == "ConfigurationError"
+    assert "--allow-http" in refused["error"]["hint"]
+    assert "allow_http=True" not in refused["error"]["hint"]  # the library's words, not ours
+    assert http_api.seen_authorization == []
+    shown = call("GET", http_api.url("/things"), "--allow-http")
+    assert shown.code == 0, shown.err
+    assert json.loads(shown.out)["things"] == ["a", "b"]
+    assert http_api.seen_authorization == [True]
+    remote = call("GET", "http://example.com/things", "--allow-http", json_mode=True).json()
+    assert remote["exit_code"] == 3
+    assert "only loopback hosts" in remote["error"]["hint"]

@@ -102,3 +102,36 @@ def test_the_pure_parts() -> None:
     assert human_duration(-90061) == "1d 1h"
     assert human_duration(0) == "0s"
     assert utc_time(0) == "1970-01-01T00:00:00Z"
+
+
+def _raw_b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def test_numbers_that_are_not_finite_are_not_times_and_the_json_stays_strict(
+    cli: Callable[..., Result],
+) -> None:
+    payload = '{"exp": 1e400, "nbf": -1e400, "iat": NaN, "aud": "x"}'
+    token = f"{_b64({'alg': 'none'})}.{_raw_b64(payload)}."
+    text = cli("decode", token)
+    assert text.code == 0, text.err
+    assert "times (UTC)" not in text.out
+    assert '"exp": "Infinity"' in text.out and '"iat": "NaN"' in text.out  # JSON, quoted
+    document = json.loads(cli("--json", "decode", token).out, parse_constant=_no_constant)
+    assert document["times"] == {}
+    claims = document["claims"]
+    assert [claims["exp"], claims["nbf"], claims["iat"]] == ["Infinity", "-Infinity", "NaN"]
+
+
+def test_an_integer_too_large_for_a_float_is_not_a_time(cli: Callable[..., Result]) -> None:
+    huge = "9" * 400
+    payload = '{"exp": ' + huge + ', "iat": 0}'
+    token = f"{_b64({'alg': 'none'})}.{_raw_b64(payload)}."
+    assert cli("decode", token).code == 0
+    document = json.loads(cli("--json", "decode", token).out, parse_constant=_no_constant)
+    assert set(document["times"]) == {"iat"}
+    assert document["claims"]["exp"] == int(huge)
+
+
+def _no_constant(name: str) -> None:
+    raise AssertionError(f"{name} is not JSON")

@@ -214,3 +214,90 @@ def test_an_untrusted_authority_is_5(
     shown = cli("token", scope)  # no --ca-file: the emulator's CA is not trusted
     assert shown.code == 5
     assert "TLS verification failed" in shown.err and "hint:" in shown.err
+
+
+# -- review fixes ----------------------------------------------------------------------------------
+
+MANAGED_IDENTITY_SOURCES = (
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "IDENTITY_SERVER_THUMBPRINT",
+    "IMDS_ENDPOINT",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+)
+
+
+def test_ca_file_reaches_a_key_vault_credential_from_appsettings(
+    cli: Callable[..., Result],
+    clean_env: pytest.MonkeyPatch,
+    emu: Emulator,
+    api: Api,
+    scope: str,
+    aioentra_cert_app: App,
+    tmp_path: Path,
+) -> None:
+    """``--config`` with a ``KeyVault`` ``ClientCredentials`` entry: the vault is trusted
+    through ``--ca-file`` too (no process-wide trust is set)."""
+    for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        clean_env.delenv(name, raising=False)
+    for name in MANAGED_IDENTITY_SOURCES:
+        clean_env.delenv(name, raising=False)
+    for name, value in emu.managed_identity.environ.items():
+        clean_env.setenv(name, value)
+    emu.grant(aioentra_cert_app, api, ["Test.Read"])
+    material = aioentra_cert_app.certificate
+    assert material is not None and material.private_key_pem is not None
+    certificate = f"cli-kv-{uuid.uuid4().hex[:8]}"
+    emu.vault.set_certificate(
+        certificate, key_pem=material.private_key_pem, cert_pem=material.certificate_pem
+    )
+    emu.vault.grant(emu.managed_identity.system_assigned, ["get"], certificates=["get"])
+    settings = tmp_path / "appsettings.json"
+    entry = {
+        "SourceType": "KeyVault",
+        "KeyVaultUrl": emu.vault.url,
+        "KeyVaultCertificateName": certificate,
+    }
+    azure_ad = {"Instance": emu.base_url + "/", "TenantId": emu.tenant_id}
+    azure_ad |= {"ClientId": aioentra_cert_app.client_id, "ClientCredentials": [entry]}
+    settings.write_text(json.dumps({"AzureAd": azure_ad}))
+    shown = cli("token", scope, "--config", str(settings), "--ca-file", emu.ca_file)
+    assert shown.code == 0, shown.err
+    assert f"  azp     {aioentra_cert_app.client_id}" in shown.out.splitlines()
+    assert "  roles   Test.Read" in shown.out.splitlines()
+
+
+def test_raw_and_json_are_refused_together(
+    cli: Callable[..., Result], env: dict[str, str], emu: Emulator, app: App, scope: str
+) -> None:
+    before = emu.requests.count("token", client_id=app.client_id)
+    for argv in (["--json", "token", "--raw"], ["token", "--raw", "--json"]):
+        shown = cli(*argv, scope, "--ca-file", emu.ca_file)
+        assert shown.code == 2
+        document = shown.json()
+        assert document["exit_code"] == 2
+        assert document["error"]["type"] == "UsageError"
+        assert "--raw and --json" in document["error"]["message"]
+        assert shown.err == ""
+    assert emu.requests.count("token", client_id=app.client_id) == before  # no token fetched
+
+
+@pytest.mark.parametrize("command", ["token", "doctor"])
+@pytest.mark.parametrize("json_mode", [False, True])
+def test_a_password_in_the_authority_is_never_shown(
+    cli: Callable[..., Result],
+    env: dict[str, str],
+    scope: str,
+    monkeypatch: pytest.MonkeyPatch,
+    command: str,
+    json_mode: bool,
+) -> None:
+    monkeypatch.setenv("AZURE_AUTHORITY_HOST", "https://admin:hunter2@localhost:1")
+    head = ["--json"] if json_mode else []
+    argv = [command, scope] if command == "token" else [command, "--scope", scope]
+    shown = cli(*head, *argv, secrets=("hunter2",))
+    assert shown.code == 3
+    assert "admin:***@localhost:1" in shown.out + shown.err
+    assert "user info" in shown.out + shown.err

@@ -91,6 +91,9 @@ def test_oidc_authority_excludes_the_entra_settings(kwargs: dict[str, Any], matc
         ("https://idp.example.com", "has no path"),
         ("https://idp.example.com/", "has no path"),
         (f"{ISSUER}/.well-known/openid-configuration", "discovery document's URL"),
+        (f"{ISSUER}/.well-known", "a /.well-known URL"),
+        (f"{ISSUER}/.WELL-KNOWN/jwks.json", "a /.well-known URL"),
+        ("https://idp.example.com/.well-known/openid-configuration", "discovery document's URL"),
         ("login.contoso.com/tenant", "not an issuer URL"),
         ("https://login.contoso.com/ten ant", "not an issuer URL"),
         ("https://login.contoso.com/t?x=1", "query"),
@@ -107,7 +110,7 @@ def test_a_bad_issuer_is_refused_with_a_hint(issuer: Any, match: str) -> None:
         TokenProvider(ClientSecret("s"), client_id="c", oidc_authority=issuer)
     error = info.value
     assert error.status is None  # found before any request
-    if match in ("has no path", "discovery document's URL"):
+    if match in ("has no path", "discovery document's URL", "a /.well-known URL"):
         assert error.hint and "msal" in error.hint
 
 
@@ -119,6 +122,69 @@ def test_the_hint_for_a_discovery_url_names_the_issuer() -> None:
             oidc_authority=f"{ISSUER}/.well-known/openid-configuration",
         )
     assert repr(ISSUER) in (info.value.hint or "")
+
+
+def test_a_well_known_url_hint_names_the_issuer() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        TokenProvider(
+            ClientSecret("s"), client_id="c", oidc_authority=f"{ISSUER}/.well-known/jwks.json"
+        )
+    assert repr(ISSUER) in (info.value.hint or "")
+    with pytest.raises(ConfigurationError) as root:
+        TokenProvider(
+            ClientSecret("s"),
+            client_id="c",
+            oidc_authority="https://idp.example.com/.well-known/openid-configuration",
+        )
+    assert "host's root cannot be used" in (root.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("given", "issuer"),
+    [
+        ("https://login.contoso.com:443/t/v2.0", "https://login.contoso.com/t/v2.0"),
+        ("https://LOGIN.contoso.com:443/t/v2.0/", "https://login.contoso.com/t/v2.0"),
+        ("https://login.contoso.com:8443/t/v2.0", "https://login.contoso.com:8443/t/v2.0"),
+        ("https://[::1]:443/t", "https://[::1]/t"),
+    ],
+)
+def test_a_default_port_spelled_out_is_dropped(given: str, issuer: str) -> None:
+    """msal compares the discovery document's issuer, which never names :443, with this URL."""
+    provider = TokenProvider(ClientSecret("s"), client_id="c", oidc_authority=given)
+    assert provider.authority == issuer
+
+
+def test_a_default_port_is_dropped_from_an_entra_authority_and_plain_http() -> None:
+    from aioentra._authority import Authority, OidcAuthority
+
+    entra = Authority.parse("https://login.microsoftonline.com:443/contoso.com")
+    assert entra.url == "https://login.microsoftonline.com/contoso.com"
+    plain = OidcAuthority.parse("http://127.0.0.1:80/realms/dev", allow_insecure_http=True)
+    assert plain.issuer == "http://127.0.0.1/realms/dev"
+    assert OidcAuthority.parse("http://127.0.0.1:443/r", allow_insecure_http=True).host == (
+        "http://127.0.0.1:443"  # not http's default port
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "shown"),
+    [
+        ({"oidc_authority": "https://admin:hunter2@login.contoso.com/t"}, "admin:***@"),
+        ({"oidc_authority": "https://admin:hunter2@login.contoso.com:x/t"}, "admin:***@"),
+        ({"oidc_authority": "https://hunter2@login.contoso.com/t"}, "https://***@"),
+        ({"oidc_authority": "admin:hunter2@login.contoso.com/t"}, "admin:***@"),
+        ({"authority": "https://admin:hunter2@localhost:1", "tenant_id": "t"}, "admin:***@"),
+        ({"authority": "admin:hunter2@localhost:1", "tenant_id": "t"}, "admin:***@"),
+        ({"authority": "https://a:b@hunter2@localhost:1", "tenant_id": "t"}, "a:***@"),
+    ],
+)
+def test_a_password_in_the_url_is_never_in_the_error(kwargs: dict[str, str], shown: str) -> None:
+    with pytest.raises(ConfigurationError) as info:
+        TokenProvider(ClientSecret("s"), client_id="c", **kwargs)
+    error = info.value
+    assert "hunter2" not in str(error) and "hunter2" not in (error.hint or "")
+    assert "hunter2" not in repr(error) and "hunter2" not in error.message
+    assert shown in error.message
 
 
 # -- against the emulator's issuer ----------------------------------------------------------------
@@ -275,6 +341,69 @@ async def test_a_plain_http_loopback_issuer_needs_the_flag(
     assert seen == [
         "GET /realms/dev/.well-known/openid-configuration",
         "POST /realms/dev/protocol/openid-connect/token True",
+    ]
+
+
+# -- an issuer on port 443, given with its port -----------------------------------------------
+
+
+@pytest.fixture
+async def issuer_on_443(emulator: Emulator) -> AsyncIterator[list[str]]:
+    """An OpenID provider at ``https://127.0.0.1/t/v2.0`` (port 443, the emulator's server
+    certificate); skipped where port 443 cannot be bound."""
+    seen: list[str] = []
+    base = "https://127.0.0.1/t"
+
+    async def discovery(request: web.Request) -> web.Response:
+        seen.append(f"GET {request.path}")
+        return web.json_response(
+            {
+                "issuer": f"{base}/v2.0",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "jwks_uri": f"{base}/discovery/v2.0/keys",
+            }
+        )
+
+    async def token(request: web.Request) -> web.Response:
+        seen.append(f"POST {request.path}")
+        return web.json_response(
+            {"token_type": "Bearer", "expires_in": 3599, "access_token": "port.443.token"}
+        )
+
+    app = web.Application()
+    app.router.add_get("/t/v2.0/.well-known/openid-configuration", discovery)
+    app.router.add_post("/t/oauth2/v2.0/token", token)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        try:
+            await web.TCPSite(
+                runner, "127.0.0.1", 443, ssl_context=emulator.server_ssl_context()
+            ).start()
+        except OSError as exc:  # not root, or 443 is taken
+            pytest.skip(f"cannot serve on 127.0.0.1:443: {exc}")
+        yield seen
+    finally:
+        await runner.cleanup()
+
+
+async def test_an_issuer_with_port_443_spelled_out_gets_tokens(
+    emulator: Emulator, issuer_on_443: list[str]
+) -> None:
+    async with TokenProvider(
+        ClientSecret("s3cret"),
+        client_id="c",
+        oidc_authority="https://127.0.0.1:443/t/v2.0",
+        ca_file=emulator.ca_file,
+        retry=RetryPolicy(base_delay=0.01, max_delay=0.05, total_timeout=10),
+    ) as provider:
+        assert provider.authority == "https://127.0.0.1/t/v2.0"
+        token = await provider.get_token("api://x/.default")
+    assert token.token == "port.443.token"
+    assert issuer_on_443 == [
+        "GET /t/v2.0/.well-known/openid-configuration",
+        "POST /t/oauth2/v2.0/token",
     ]
 
 

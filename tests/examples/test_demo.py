@@ -44,12 +44,13 @@ There are no to-do's in server
 """.splitlines()
 
 
-def _demo(*args: str) -> subprocess.CompletedProcess[str]:
+def _demo(*args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith(("IDENTITY_", "MSI_", "IMDS_", "AZURE_"))
     }
+    env |= extra or {}
     return subprocess.run(
         [sys.executable, "-W", "error", "-m", "aioentra", *args],
         capture_output=True,
@@ -74,6 +75,15 @@ def test_the_demo_prints_the_tutorials_transcript_exactly() -> None:
     assert len(summary) == 4
     assert result.stderr == ""
     assert "eyJ" not in result.stdout  # no token printed
+
+
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy"])
+def test_the_demo_stays_offline_when_a_proxy_is_set(variable: str) -> None:
+    """Nothing listens on the proxy's port: a request sent through it would fail."""
+    proxy = {variable: "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9"}
+    result = _demo("demo", extra=proxy | {"NO_PROXY": "", "no_proxy": ""})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[: len(TRANSCRIPT)] == TRANSCRIPT
 
 
 def test_the_demo_as_json() -> None:

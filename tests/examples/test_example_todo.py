@@ -102,3 +102,127 @@ async def test_the_api_and_the_daemon_run_as_programs_from_their_settings(
     assert emu.requests.count("token", client_id=daemon.client_id) == 1
     assert process.returncode == 0, errors.decode()
     run.assert_nothing_leaked(daemon.secret or "")
+
+
+# -- failures are errors with hints, never tracebacks -------------------------------------------
+
+
+async def test_the_daemon_says_when_the_api_is_not_running(
+    aioentra_isolated: Emulator, base_env: dict[str, str], trust_bundle: Path, tmp_path: Path
+) -> None:
+    emu = aioentra_isolated
+    api_id = str(uuid.uuid4())
+    api = emu.add_api(f"api://{api_id}", roles=ROLES, app_id=api_id)
+    daemon = emu.add_app("todo-example-no-api")
+    try:
+        emu.grant(daemon, api, ROLES)
+        port = free_port()  # nothing listens there
+        bundle = _files(emu, trust_bundle, tmp_path, daemon, api_id, port)
+        env = base_env | {"SSL_CERT_FILE": str(bundle)}
+        run = await run_example(DAEMON, str(tmp_path / "client.json"), env=env)
+    finally:
+        emu.remove_app(daemon)
+        emu.remove_api(api)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert run.lines == ["Posting a to-do..."]
+    message, hint = run.stderr.splitlines()
+    assert message.startswith(f"ToDoListClient: POST https://localhost:{port}/api/todolist failed")
+    assert hint.startswith(f"hint: is the ToDo API running at https://localhost:{port}? ")
+    run.assert_nothing_leaked(daemon.secret or "")
+
+
+@pytest.mark.parametrize(
+    ("downstream", "says"),
+    [
+        ({"BaseUrl": 5}, "'DownstreamApi.BaseUrl' must be the API's https URL"),
+        ({"BaseUrl": "localhost:44351"}, "'DownstreamApi.BaseUrl' must be the API's https URL"),
+        ({"RelativePath": 5}, "'DownstreamApi.RelativePath' must be a string"),
+        ({"RelativePath": ["api"]}, "'DownstreamApi.RelativePath' must be a string"),
+        ({"Scopes": "api://x/.default"}, "'DownstreamApi.Scopes' must hold one scope"),
+        ({"Scopes": [5]}, "'DownstreamApi.Scopes' must hold one scope"),
+    ],
+)
+def test_the_daemons_downstream_settings_are_checked(
+    tmp_path: Path, downstream: dict[str, object], says: str
+) -> None:
+    from aioentra import ConfigurationError
+    from aioentra.demo.todo_daemon import ClientSettings
+
+    good = {
+        "BaseUrl": "https://localhost:44351/",
+        "RelativePath": "api/todolist",
+        "Scopes": ["api://x/.default"],
+    }
+    settings = tmp_path / "appsettings.json"
+    settings.write_text(json.dumps({"DownstreamApi": good}))
+    assert ClientSettings.from_file(settings).url == "https://localhost:44351/api/todolist"
+    settings.write_text(json.dumps({"DownstreamApi": good | downstream}))
+    with pytest.raises(ConfigurationError) as info:
+        ClientSettings.from_file(settings)
+    assert says in info.value.message and info.value.hint
+
+
+async def test_the_daemon_with_bad_settings_is_a_clean_error(
+    base_env: dict[str, str], tmp_path: Path
+) -> None:
+    settings = tmp_path / "client.json"
+    downstream = {
+        "BaseUrl": "https://localhost:1/",
+        "RelativePath": 5,
+        "Scopes": ["api://x/.default"],
+    }
+    settings.write_text(json.dumps({"DownstreamApi": downstream}))
+    run = await run_example(DAEMON, str(settings), env=base_env)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert "'DownstreamApi.RelativePath' must be a string" in run.stderr
+
+
+@pytest.mark.parametrize("missing", ["certfile", "keyfile"])
+async def test_the_api_without_its_certificate_is_a_clean_error(
+    base_env: dict[str, str], tmp_path: Path, missing: str
+) -> None:
+    ca = trustme.CA()
+    server = ca.issue_cert("localhost")
+    files = {"certfile": tmp_path / "localhost.pem", "keyfile": tmp_path / "localhost-key.pem"}
+    server.cert_chain_pems[0].write_to_path(files["certfile"])
+    server.private_key_pem.write_to_path(files["keyfile"])
+    files[missing] = tmp_path / "nonexistent.pem"
+    args = ["--certfile", str(files["certfile"]), "--keyfile", str(files["keyfile"])]
+    run = await run_example(API, str(API.parent / "appsettings.json"), *args, env=base_env)
+    assert run.returncode == 3
+    assert "Traceback" not in run.stderr
+    assert run.stderr.splitlines()[0].startswith(
+        "ToDoListAPI: cannot load the TLS certificate and key: "
+    )
+    assert "hint: give --certfile and --keyfile" in run.stderr
+
+
+@pytest.mark.parametrize(
+    "azure_ad",
+    [
+        {"Instance": 5, "TenantId": "t", "ClientId": "c"},
+        {"Instance": "https://x.ciamlogin.com/", "TenantId": ["t"], "ClientId": {"a": 1}},
+    ],
+)
+async def test_the_api_with_settings_of_the_wrong_type_is_a_clean_error(
+    base_env: dict[str, str], tmp_path: Path, azure_ad: dict[str, object]
+) -> None:
+    from aioentra import ConfigurationError
+    from aioentra.demo.todo_api import ApiSettings
+
+    settings = tmp_path / "api.json"
+    settings.write_text(json.dumps({"AzureAd": azure_ad}))
+    with pytest.raises(ConfigurationError, match="must be strings"):
+        ApiSettings.from_file(settings)
+    ca = trustme.CA()
+    server = ca.issue_cert("localhost")
+    server.cert_chain_pems[0].write_to_path(tmp_path / "localhost.pem")
+    server.private_key_pem.write_to_path(tmp_path / "localhost-key.pem")
+    args = ["--certfile", str(tmp_path / "localhost.pem")]
+    args += ["--keyfile", str(tmp_path / "localhost-key.pem"), "--port", str(free_port())]
+    run = await run_example(API, str(settings), *args, env=base_env)
+    assert run.returncode == 3
+    assert "Traceback" not in run.stderr
+    assert "must be strings" in run.stderr

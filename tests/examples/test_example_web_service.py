@@ -186,3 +186,30 @@ async def test_create_app_in_process_opens_and_closes_provider_and_session(
     assert session.closed
     with pytest.raises(ProviderClosedError):
         await provider.get_token(f"{aioentra_api.identifier_uri}/.default")
+
+
+@pytest.mark.parametrize("port", ["abc", "0", "70000"])
+async def test_a_bad_port_is_a_clean_error(
+    aioentra_api: Api, orders_app: App, app_env: dict[str, str], port: str
+) -> None:
+    env = service_env(app_env, aioentra_api, "https://127.0.0.1:1/orders") | {"PORT": port}
+    run = await run_example(SERVICE, env=env)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert run.error == f"PORT {port!r} is not a port number"
+    assert run.hint == "set PORT to 1-65535 (default 8080)."
+
+
+async def test_a_port_in_use_is_a_clean_error(
+    aioentra_api: Api, orders_app: App, app_env: dict[str, str]
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = service_env(app_env, aioentra_api, "https://127.0.0.1:1/orders")
+        env |= {"HOST": "127.0.0.1", "PORT": str(port)}
+        run = await run_example(SERVICE, env=env)
+    assert run.returncode == 1
+    assert "Traceback" not in run.stderr
+    assert run.error.startswith(f"cannot listen on port {port}: ")

@@ -34,13 +34,27 @@ def main() -> int:
     parser.add_argument("--keyfile", required=True, help="the server's private key (PEM)")
     args = parser.parse_args()
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(args.certfile, args.keyfile)
+    try:
+        context.load_cert_chain(args.certfile, args.keyfile)
+    except (OSError, ssl.SSLError) as error:
+        reason = getattr(error, "strerror", None) or getattr(error, "reason", None) or error
+        print(f"ToDoListAPI: cannot load the TLS certificate and key: {reason}", file=sys.stderr)
+        print("hint: give --certfile and --keyfile PEM files that exist", file=sys.stderr)
+        return 3
     try:
         app = create_app(ApiSettings.from_file(args.settings))
         web.run_app(app, host=args.host, port=args.port, ssl_context=context, print=_say)
     except AioEntraError as error:
-        print(f"ToDoListAPI: {error}", file=sys.stderr)
+        print(f"ToDoListAPI: {error.message}", file=sys.stderr)
+        if error.hint:
+            print(f"hint: {error.hint}", file=sys.stderr)
         return 3
+    except OSError as error:  # the port is taken, the host does not resolve
+        print(
+            f"ToDoListAPI: cannot listen on {args.host}:{args.port}: {error.strerror or error}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

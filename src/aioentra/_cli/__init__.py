@@ -18,10 +18,13 @@ Exit statuses (:class:`Exit`; ``docs/cli.md`` has the table):
   what the command takes, such as a TOKEN that is not a JWT);
 * 3: configuration, 4: authentication or authorization, 5: identity provider or network:
   from the error raised, by :data:`EXIT_CODES`;
-* 130: interrupted (Ctrl-C).
+* 130: interrupted (Ctrl-C); 141: stdout was closed early (``aioentra ... | head``), as a
+  program killed by SIGPIPE reports.
 
-With ``--json`` a command writes one JSON document on stdout (an error too:
-``{"error": {...}, "exit_code": N}``); without it, results go to stdout and errors to stderr.
+With ``--json`` a command writes one JSON document on stdout (an error, a usage error and an
+interrupt too: ``{"error": {...}, "exit_code": N}``); without it, results go to stdout and
+errors to stderr. Output that cannot be written (a closed pipe, a full disk) is never reported
+as a network failure, and no traceback leaves :func:`main`.
 Nothing here prints a secret, an assertion or an access token, except ``token --raw``, whose
 whole point is to print the token: errors are rendered from :class:`~aioentra.AioEntraError`'s
 fields, which the library builds without them.
@@ -30,12 +33,15 @@ fields, which the library builds without them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import json
+import math
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from enum import IntEnum
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 if TYPE_CHECKING:
     import argparse
@@ -47,6 +53,8 @@ __all__ = [
     "Command",
     "Exit",
     "Output",
+    "OutputError",
+    "UsageError",
     "build_parser",
     "error_document",
     "exit_code_for",
@@ -100,6 +108,9 @@ class Exit(IntEnum):
     AUTHENTICATION = 4
     UNAVAILABLE = 5
     INTERRUPTED = 130
+    BROKEN_PIPE = 141
+    """stdout was closed before the output was written (128 + SIGPIPE, what a shell reports
+    for a program that SIGPIPE killed)."""
 
 
 EXIT_CODES: Mapping[str, Exit] = {
@@ -233,10 +244,60 @@ def render_error(document: Mapping[str, Any]) -> list[str]:
 # -- output --------------------------------------------------------------------------------------
 
 
+class OutputError(Exception):
+    """Writing to stdout or stderr failed (a closed pipe, a full disk): the command's output,
+    not its network, failed. :func:`main` ends quietly on a closed pipe (exit 141) and says
+    what happened otherwise (exit 1)."""
+
+    def __init__(self, error: OSError, stream: str) -> None:
+        self.error = error
+        self.stream = stream
+        super().__init__(f"cannot write to {stream}: {error.strerror or error}")
+
+
+_CHUNK = 2048
+"""Characters per write: at most 8 KiB of UTF-8, which ``BufferedWriter``'s buffer takes
+whole. A larger write goes to the pipe directly, and when the reader closes the pipe in the
+middle of it CPython keeps the partial count and drops the rest without an error, so a closed
+pipe would go unnoticed; a flush of the buffer reports it."""
+
+
+def _write(stream: str, text: str) -> None:
+    """``text`` on ``sys.stdout`` / ``sys.stderr`` (looked up now: tests capture them),
+    flushed; an ``OSError`` becomes :class:`OutputError`."""
+    target = getattr(sys, stream)
+    if target is None:  # no console at all (pythonw)
+        return
+    try:
+        for start in range(0, len(text), _CHUNK):
+            target.write(text[start : start + _CHUNK])
+            target.flush()
+    except OSError as exc:
+        raise OutputError(exc, stream) from None
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by ``"NaN"``, ``"Infinity"`` or
+    ``"-Infinity"``: JSON has no such numbers (a token may hold ``1e400``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Mapping):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(item) for item in value]
+    return value
+
+
+def dumps(value: Any, *, indent: int | None = 2) -> str:
+    """Strict JSON (no ``NaN``/``Infinity`` tokens) for ``value``."""
+    return json.dumps(finite(value), indent=indent, ensure_ascii=False, allow_nan=False)
+
+
 class Output:
     """Where a command's results go: text for a person, or one JSON document (``--json``).
 
-    ``sys.stdout`` / ``sys.stderr`` are looked up at each write (tests capture them).
+    ``sys.stdout`` / ``sys.stderr`` are looked up at each write (tests capture them). A write
+    that fails raises :class:`OutputError`.
     """
 
     def __init__(self, *, json_mode: bool = False, command: str = "aioentra") -> None:
@@ -246,36 +307,31 @@ class Output:
     def line(self, text: str = "") -> None:
         """A line of the text result (stdout); nothing in JSON mode."""
         if not self.json:
-            print(text, file=sys.stdout, flush=True)
+            _write("stdout", text + "\n")
 
     def note(self, text: str) -> None:
         """A remark for the person watching (stderr), kept out of piped output and JSON."""
         if not self.json:
-            print(text, file=sys.stderr, flush=True)
+            _write("stderr", text + "\n")
 
     def document(self, document: Mapping[str, Any], *, compact: bool = False) -> None:
         """The JSON result (stdout); nothing in text mode."""
         if self.json:
-            text = json.dumps(document, indent=None if compact else 2, ensure_ascii=False)
-            print(text, file=sys.stdout, flush=True)
+            _write("stdout", dumps(document, indent=None if compact else 2) + "\n")
 
     def raw(self, text: str) -> None:
         """``text`` alone on stdout, whatever the mode (``token --raw``)."""
-        print(text, file=sys.stdout, flush=True)
+        _write("stdout", text + "\n")
 
     def error(self, error: BaseException, code: Exit) -> None:
         document = error_document(error)
         if self.json:
-            print(
-                json.dumps({"error": document, "exit_code": int(code)}, indent=2),
-                file=sys.stdout,
-                flush=True,
-            )
+            _write("stdout", dumps({"error": document, "exit_code": int(code)}) + "\n")
             return
         first, *rest = render_error(document)
-        print(f"{self.command}: error: {first}", file=sys.stderr, flush=True)
-        for text in rest:
-            print(text, file=sys.stderr, flush=True)
+        _write(
+            "stderr", "".join(f"{text}\n" for text in (f"{self.command}: error: {first}", *rest))
+        )
 
 
 def version() -> str:
@@ -292,7 +348,7 @@ def version() -> str:
 
 def _print_version(json_mode: bool) -> None:
     value = version()
-    print(json.dumps({"version": value}) if json_mode else f"aioentra {value}", flush=True)
+    _write("stdout", (json.dumps({"version": value}) if json_mode else f"aioentra {value}") + "\n")
 
 
 # -- the parser ------------------------------------------------------------------------------------
@@ -306,38 +362,79 @@ exit status:
 See docs/cli.md. Secrets and tokens are never printed (except by 'token --raw')."""
 
 
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+class UsageError(CliError):
+    """A usage error argparse found (bad options or arguments): exit status 2."""
+
+    def __init__(self, message: str, *, usage: str, prog: str) -> None:
+        super().__init__(
+            message, hint=usage.strip() or None, exit_code=Exit.USAGE, kind="UsageError"
+        )
+        self.usage = usage
+        self.prog = prog
+
+
+def build_parser(
+    only: str | None = None, *, json_mode: bool = False, raise_usage_errors: bool = False
+) -> argparse.ArgumentParser:
     """The ``aioentra`` parser; with ``only``, just that subcommand's module is imported (the
-    others get bare sub-parsers, enough to parse and to name them in errors)."""
+    others get bare sub-parsers, enough to parse and to name them in errors).
+
+    A usage error prints the usage and exits with 2, as argparse does, or with
+    ``raise_usage_errors`` raises :class:`UsageError` (:func:`main` reports it, as JSON with
+    ``--json``). What it prints goes through :class:`OutputError`'s checks. ``json_mode`` is
+    whether ``--json`` is anywhere on the command line (``--version`` after a command cannot
+    see a ``--json`` that came before it).
+    """
     import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def _print_message(self, message: str, file: Any = None) -> None:
+            if message:
+                _write("stderr" if file is sys.stderr else "stdout", message)
+
+        def error(self, message: str) -> NoReturn:
+            if not raise_usage_errors:
+                super().error(message)
+            raise UsageError(message, usage=self.format_usage(), prog=self.prog)
 
     class VersionAction(argparse.Action):
         def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
-            _print_version(bool(getattr(namespace, "json", False)))
+            _print_version(json_mode or bool(getattr(namespace, "json", False)))
             parser.exit()
 
-    parser = argparse.ArgumentParser(
+    def add_common(target: argparse.ArgumentParser, *, top: bool) -> None:
+        # After the subcommand, SUPPRESS keeps the top-level value when it is not given; -v
+        # counts separately there ("verbose_after") and main adds both.
+        target.add_argument(
+            "--json",
+            action="store_true",
+            default=False if top else argparse.SUPPRESS,
+            help="write one JSON document on stdout",
+        )
+        target.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            dest="verbose" if top else "verbose_after",
+            default=0 if top else argparse.SUPPRESS,
+            help="log on stderr (-vv: more)",
+        )
+        target.add_argument(
+            "--version",
+            action=VersionAction,
+            nargs=0,
+            default=argparse.SUPPRESS,
+            help="print 'aioentra X.Y.Z' and exit",
+        )
+
+    parser = Parser(
         prog="aioentra",
         description="aioentra command line tools: tokens, authenticated calls, diagnostics and "
         "the local Entra ID emulator",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--json", action="store_true", help="write one JSON document on stdout")
-    parser.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="log on stderr (-vv: more)",
-    )
-    parser.add_argument(
-        "--version",
-        action=VersionAction,
-        nargs=0,
-        default=argparse.SUPPRESS,
-        help="print 'aioentra X.Y.Z' and exit",
-    )
+    add_common(parser, top=True)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         if only is not None and name != only:
@@ -351,13 +448,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             epilog=_EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        # Also after the subcommand; SUPPRESS keeps the top-level value when it is not given.
-        child.add_argument(
-            "--json",
-            action="store_true",
-            default=argparse.SUPPRESS,
-            help="write one JSON document on stdout",
-        )
+        add_common(child, top=False)
         command.configure(child)
     return parser
 
@@ -370,6 +461,16 @@ def _leading_options(argv: Sequence[str]) -> list[str]:
             break
         head.append(arg)
     return head
+
+
+def _json_requested(argv: Sequence[str]) -> bool:
+    """``--json`` before or after the command (not after ``--``)."""
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg == "--json":
+            return True
+    return False
 
 
 def _chosen(argv: Sequence[str], head: Sequence[str]) -> str | None:
@@ -404,30 +505,120 @@ def _logging(verbose: int) -> Iterator[None]:
         logger.setLevel(level)
 
 
+class _Interrupted(CliError):
+    def __init__(self) -> None:
+        super().__init__("interrupted", exit_code=Exit.INTERRUPTED, kind="KeyboardInterrupt")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``aioentra`` and ``python -m aioentra``; returns the exit status."""
+    """Entry point of ``aioentra`` and ``python -m aioentra``; returns the exit status.
+
+    Nothing escapes it but ``SystemExit``: a failed write to stdout or stderr ends quietly on
+    a closed pipe (141) or is reported (1), Ctrl-C is 130 (a JSON document with ``--json``),
+    and any other error is reported and is 1.
+    """
     args_list = list(sys.argv[1:] if argv is None else argv)
+    json_mode = _json_requested(args_list)
+    try:
+        try:
+            code = _main(args_list, json_mode)
+            _flush("stdout")
+            return code
+        except KeyboardInterrupt:
+            if json_mode:
+                Output(json_mode=True).error(_Interrupted(), Exit.INTERRUPTED)
+            return Exit.INTERRUPTED
+        except OutputError:
+            raise
+        except Exception as error:  # outside a command's run (its parser, its module)
+            code = exit_code_for(error)
+            Output(json_mode=json_mode).error(error, code)
+            return code
+    except OutputError as failure:
+        return _output_failed(failure)
+
+
+def _main(args_list: list[str], json_mode: bool) -> int:
     head = _leading_options(args_list)
     if "--version" in head and not {"-h", "--help"} & set(head):
         _print_version("--json" in head)
         return Exit.OK
-    parser = build_parser(only=_chosen(args_list, head))
+    parser = build_parser(
+        only=_chosen(args_list, head), json_mode=json_mode, raise_usage_errors=True
+    )
     try:
         args = parser.parse_args(args_list)
-    except SystemExit as stop:  # --help (0) and usage errors (2)
+    except SystemExit as stop:  # --help and --version (0)
         return stop.code if isinstance(stop.code, int) else Exit.USAGE
+    except UsageError as error:
+        if json_mode:
+            Output(json_mode=True).error(error, Exit.USAGE)
+        else:
+            _write("stderr", f"{error.usage}{error.prog}: error: {error.message}\n")
+        return Exit.USAGE
     out = Output(json_mode=args.json, command=f"aioentra {args.command}")
     command = load_command(args.command)
-    with _logging(args.verbose):
+    verbose = args.verbose + getattr(args, "verbose_after", 0)
+    with _logging(verbose):
         try:
             return int(command.run(args, out))
         except KeyboardInterrupt:
+            if out.json:
+                out.error(_Interrupted(), Exit.INTERRUPTED)
             return Exit.INTERRUPTED
+        except OutputError:
+            raise
         except Exception as error:
             code = exit_code_for(error)
             out.error(error, code)
-            if args.verbose and code == Exit.FAILURE:
+            if verbose and code == Exit.FAILURE:
                 import traceback
 
-                traceback.print_exception(type(error), error, error.__traceback__)
+                _write(
+                    "stderr",
+                    "".join(traceback.format_exception(type(error), error, error.__traceback__)),
+                )
             return code
+
+
+def _flush(stream: str) -> None:
+    target = getattr(sys, stream)
+    if target is not None:
+        try:
+            target.flush()
+        except OSError as exc:
+            raise OutputError(exc, stream) from None
+
+
+def _output_failed(failure: OutputError) -> int:
+    """A write failed: stop writing to that stream (the interpreter's own flush at exit would
+    fail again and print a traceback), then end quietly on a closed pipe (141), else say why
+    on the other stream (1)."""
+    _silence(failure.stream)
+    error = failure.error
+    if isinstance(error, BrokenPipeError) or error.errno in (errno.EPIPE, errno.ECONNRESET):
+        return Exit.BROKEN_PIPE
+    other = "stderr" if failure.stream == "stdout" else "stdout"
+    with contextlib.suppress(OutputError):
+        _write(other, f"aioentra: error: {failure}\n")
+    return Exit.FAILURE
+
+
+def _silence(stream: str) -> None:
+    """Point ``sys.{stream}``'s file descriptor at the null device (Python's documented way
+    to handle SIGPIPE); nothing to do for a stream that is not a file (a test's capture)."""
+    target = getattr(sys, stream)
+    try:
+        descriptor = target.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(null, descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(null)

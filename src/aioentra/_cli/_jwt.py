@@ -11,6 +11,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import math
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -111,9 +112,15 @@ def _json_part(part: str, what: str) -> dict[str, Any]:
 
 
 def _number(value: object) -> float | None:
+    """A NumericDate's seconds, or ``None`` for anything that is not a finite number (a
+    boolean, a string, ``1e400``, ``NaN``, an integer too large for a float)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        seconds = float(value)
+    except OverflowError:
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def utc_time(seconds: float) -> str:

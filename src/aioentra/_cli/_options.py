@@ -46,7 +46,8 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         "--ca-file",
         metavar="PEM",
         help="trust the CA certificates in this PEM file instead of the system's (e.g. the "
-        "emulator's ca_file); TLS is always verified",
+        "emulator's ca_file), for the identity provider, a Key Vault the configuration reads "
+        "and (call) the API; TLS is always verified",
     )
     group.add_argument(
         "--tenant",
@@ -68,10 +69,16 @@ def source_of(args: argparse.Namespace) -> str:
 
 
 def load_settings(args: argparse.Namespace) -> Settings:
-    """The app's settings from ``--config FILE`` or the environment (ConfigurationError)."""
+    """The app's settings from ``--config FILE`` or the environment (ConfigurationError).
+
+    ``--ca-file`` is also the trust of the Key Vault credentials the file describes
+    (``ClientCredentials`` of SourceType ``KeyVault``), as for ``TokenProvider.from_file``.
+    """
     from aioentra._config import Settings
 
-    return Settings.from_file(args.config) if args.config else Settings.from_environment()
+    if args.config:
+        return Settings.from_file(args.config, ca_file=args.ca_file)
+    return Settings.from_environment()
 
 
 def build_provider(settings: Settings, args: argparse.Namespace) -> TokenProvider:

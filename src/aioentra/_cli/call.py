@@ -5,6 +5,13 @@ bearer middleware adds the token to that origin only, answers a 401 challenge on
 shows the token to anything that prints. The status line goes to stderr and the body to
 stdout (JSON pretty-printed), so ``aioentra call GET URL | jq`` works.
 
+An API that echoes the request (httpbin's ``/headers``, a debugging endpoint) would show the
+token: every token the provider handed out for this call is replaced by ``***`` in what is
+printed, and so is anything shaped like an ``Authorization`` value (:func:`redact`).
+
+Plain http is refused unless ``--allow-http`` is given, and then only for a loopback host (the
+middleware's rule): a local test server.
+
 Exit status by answer (:func:`exit_for_status`): 2xx -> 0, 401/403 -> 4, 5xx -> 5, any other
 -> 1; no answer at all (refused, reset, TLS, timeout) -> 5.
 """
@@ -12,10 +19,11 @@ Exit status by answer (:func:`exit_for_status`): 2xx -> 0, 401/403 -> 4, 5xx -> 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -26,10 +34,23 @@ if TYPE_CHECKING:
     from aioentra._token import AccessToken
     from aioentra.aiohttp import TokenSource
 
-__all__ = ["COMMAND", "exit_for_status", "origin_of", "parse_header"]
+__all__ = ["COMMAND", "REDACTED", "exit_for_status", "origin_of", "parse_header", "redact"]
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 """An HTTP method or header name (RFC 9110 ``token``)."""
+
+REDACTED = "***"
+_TOKEN68 = r"[A-Za-z0-9\-._~+/]{16,}=*"
+_CREDENTIAL = re.compile(
+    r"\b((?i:bearer|pop|basic|negotiate))(\s+)" + _TOKEN68 + r"(?![A-Za-z0-9\-._~+/=\"])"
+)
+"""An ``Authorization`` value: a scheme and a token68 (RFC 9110 section 11.4) of at least 16
+characters, not a ``key="value"`` parameter (so ``WWW-Authenticate: Bearer error="..."`` stays)."""
+_HEADER_LINE = re.compile(
+    r"(?im)^([ \t]*(?:proxy-)?authorization[ \t]*:[ \t]*)([A-Za-z][A-Za-z0-9-]*[ \t]+)?\S[^\r\n]*"
+)
+"""``Authorization: ...`` on a line of its own (an API that echoes the raw request)."""
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization"})
 
 HINTS = {
     401: "the API refused the token: check that it expects this audience (the scope's "
@@ -53,6 +74,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "-d",
         metavar="DATA",
         help="request body: text, @FILE, or @- for stdin (JSON is sent as application/json)",
+    )
+    parser.add_argument(
+        "--allow-http",
+        action="store_true",
+        help="allow a plain-http URL on a loopback host (a local test server; the token is sent "
+        "unencrypted); other hosts are always refused",
     )
     parser.add_argument(
         "--header",
@@ -107,6 +134,31 @@ def parse_header(text: str) -> tuple[str, str]:
     return name, value.strip()
 
 
+def redact(value: Any, tokens: Collection[str]) -> Any:
+    """``value`` (the answer: JSON, text, headers) with each of ``tokens`` replaced by
+    :data:`REDACTED`, and so anything that looks like an ``Authorization`` value: the value of
+    an ``Authorization`` key, ``Bearer <token68>``, an ``Authorization: ...`` line."""
+    if isinstance(value, str):
+        for token in tokens:
+            if token:
+                value = value.replace(token, REDACTED)
+        value = _CREDENTIAL.sub(lambda m: f"{m[1]}{m[2]}{REDACTED}", value)
+        return _HEADER_LINE.sub(lambda m: f"{m[1]}{m[2] or ''}{REDACTED}", value)
+    if isinstance(value, dict):
+        shown: dict[Any, Any] = {}
+        for key, item in value.items():
+            name = redact(key, tokens)
+            if isinstance(key, str) and key.lower() in _SECRET_HEADERS and isinstance(item, str):
+                scheme, space, _ = item.strip().partition(" ")
+                shown[name] = f"{scheme} {REDACTED}" if space else REDACTED
+            else:
+                shown[name] = redact(item, tokens)
+        return shown
+    if isinstance(value, list):
+        return [redact(item, tokens) for item in value]
+    return value
+
+
 def _usage(message: str, hint: str | None = None) -> CliError:
     return CliError(message, hint=hint, exit_code=Exit.USAGE, kind="UsageError")
 
@@ -154,24 +206,26 @@ def shown_body(raw: bytes, content_type: str, charset: str | None) -> Any:
 # -- the request ---------------------------------------------------------------------------------
 
 
-class _InTenant:
-    """The provider, asked for ``--tenant``'s tokens (the middleware asks for the default)."""
+class _Handed:
+    """The provider as the middleware sees it: asked for ``--tenant``'s tokens when given
+    (the middleware asks for the default), and remembering every token it handed out, so
+    that none is printed."""
 
-    def __init__(self, source: Any, tenant: str) -> None:
+    def __init__(self, source: Any, tenant: str | None) -> None:
         self._source = source
-        self._tenant = tenant
+        self._options: dict[str, str] = {"tenant_id": tenant} if tenant else {}
+        self.tokens: set[str] = set()
+
+    def _seen(self, token: AccessToken) -> AccessToken:
+        self.tokens.add(token.token)
+        return token
 
     async def get_token(self, scope: str, *, claims: str | None = None) -> AccessToken:
-        token: AccessToken = await self._source.get_token(
-            scope, claims=claims, tenant_id=self._tenant
-        )
-        return token
+        return self._seen(await self._source.get_token(scope, claims=claims, **self._options))
 
     async def renew_token(self, scope: str, *, rejected: AccessToken) -> AccessToken:
-        token: AccessToken = await self._source.renew_token(
-            scope, rejected=rejected, tenant_id=self._tenant
-        )
-        return token
+        self.tokens.add(rejected.token)
+        return self._seen(await self._source.renew_token(scope, rejected=rejected, **self._options))
 
 
 async def send(args: argparse.Namespace) -> dict[str, Any]:
@@ -192,6 +246,16 @@ async def send(args: argparse.Namespace) -> dict[str, Any]:
         args.url or settings.endpoint, "URL", "pass URL (or set 'endpoint' in parameters.json)."
     )
     origin = origin_of(url)
+    if origin.startswith("http://") and not args.allow_http:
+        from aioentra._authority import is_loopback_host
+        from aioentra._errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"refusing to send a bearer token to {origin} over plain http",
+            hint="use https; for a local test server on a loopback host pass --allow-http."
+            if is_loopback_host(urlsplit(url).hostname or "")
+            else "use https: only loopback hosts may be called over plain http (--allow-http).",
+        )
     scope = validate_scope(
         required(
             args.scope or settings.scope,
@@ -214,17 +278,19 @@ async def send(args: argparse.Namespace) -> dict[str, Any]:
                 hint="give a readable PEM file with the CA certificates to trust.",
             ) from None
     async with build_provider(settings, args) as provider:
-        source: TokenSource = _InTenant(provider, args.tenant) if args.tenant else provider
+        handed = _Handed(provider, args.tenant)
+        source: TokenSource = handed
         async with authenticated_session(
             source,
             {origin: scope},
+            allow_http=bool(args.allow_http),
             connector=aiohttp.TCPConnector(ssl=tls),
             timeout=aiohttp.ClientTimeout(total=args.timeout),
         ) as session:
             try:
                 async with session.request(method, url, data=body, headers=headers) as response:
                     raw = await response.read()
-                    return {
+                    answer = {
                         "method": method,
                         "url": url,
                         "status": response.status,
@@ -241,6 +307,12 @@ async def send(args: argparse.Namespace) -> dict[str, Any]:
                     exit_code=Exit.UNAVAILABLE,
                     kind="NetworkError",
                 ) from None
+        # The token the provider holds now too (a 401 may have renewed it in the meantime);
+        # from its cache, so no request is made for it.
+        with contextlib.suppress(Exception):
+            handed.tokens.add((await source.get_token(scope)).token)
+    shown: dict[str, Any] = redact(answer, handed.tokens)
+    return shown
 
 
 def run(args: argparse.Namespace, out: Output) -> int:

@@ -7,11 +7,10 @@ part never is (only its size). No network, and none of aiohttp, msal or the SDK 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
-from . import CliError, Command, Exit, Output
+from . import CliError, Command, Exit, Output, dumps
 from ._jwt import TIME_CLAIMS, NotAJwtError, parse_jwt, times, when
 
 __all__ = ["COMMAND"]
@@ -71,7 +70,7 @@ def run(args: argparse.Namespace, out: Output) -> int:
 
 
 def _indented(value: object) -> str:
-    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
+    text = dumps(value)
     return "\n".join(f"  {line}" for line in text.splitlines())
 
 

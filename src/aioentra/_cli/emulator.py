@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import contextlib
 import signal
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, get_args
 
@@ -173,19 +172,16 @@ async def serve_emulator(
 
 
 def run(args: argparse.Namespace, out: Output) -> int:
-    def line(text: str) -> None:
-        print(text, flush=True)
-
     def document(value: dict[str, Any]) -> None:
         out.document(value, compact=True)
 
     try:
-        asyncio.run(serve_emulator(args, out=line, document=document if out.json else None))
+        asyncio.run(serve_emulator(args, out=out.line, document=document if out.json else None))
     except (OSError, ValueError, KeyError) as exc:
         if out.json:
             out.error(CliError(str(exc), kind=type(exc).__name__), Exit.FAILURE)
         else:
-            print(f"aioentra emulator: {exc}", file=sys.stderr)
+            out.note(f"aioentra emulator: {exc}")
         return Exit.FAILURE
     except KeyboardInterrupt:
         return Exit.INTERRUPTED

@@ -11,7 +11,7 @@ import argparse
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import Command, Exit, Output
+from . import CliError, Command, Exit, Output
 from ._jwt import claims_or_empty, human_duration, token_summary
 from ._options import add_config_options, build_provider, load_settings, required
 
@@ -54,6 +54,16 @@ async def fetch_token(args: argparse.Namespace, scope: str | None) -> AccessToke
 def run(args: argparse.Namespace, out: Output) -> int:
     import asyncio
 
+    if args.raw and out.json:
+        # One JSON document, or the bare token: never a token inside a document a script
+        # would store or log whole.
+        raise CliError(
+            "--raw and --json do not go together",
+            hint="--raw prints the bare token for piping; --json prints its claims, never the "
+            "token.",
+            exit_code=Exit.USAGE,
+            kind="UsageError",
+        )
     token = asyncio.run(fetch_token(args, args.scope))
     if args.raw:
         out.raw(token.token)

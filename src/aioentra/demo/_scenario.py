@@ -144,7 +144,10 @@ async def run_offline(
                     },
                 )
                 with _environment(emu.managed_identity.environ):
-                    calls = await todo_daemon.run(client_settings, out=out, ca_file=emu.ca_file)
+                    # Offline: a proxy the environment names (HTTPS_PROXY) must not be used.
+                    calls = await todo_daemon.run(
+                        client_settings, out=out, ca_file=emu.ca_file, trust_env=False
+                    )
             finally:
                 await runner.cleanup()
         return Summary(

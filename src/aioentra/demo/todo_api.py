@@ -63,6 +63,12 @@ class ApiSettings:
                 f"{str(path)!r}: 'AzureAd' lacks {', '.join(missing)}",
                 hint="set the API registration's Instance, TenantId and ClientId.",
             )
+        wrong = [k for k in ("Instance", "TenantId", "ClientId") if not isinstance(section[k], str)]
+        if wrong:
+            raise ConfigurationError(
+                f"{str(path)!r}: 'AzureAd' {', '.join(wrong)} must be strings",
+                hint="set the API registration's Instance URL, TenantId and ClientId as strings.",
+            )
         permissions = section.get("AppPermissions") or {}
         if not isinstance(permissions, dict):
             raise ConfigurationError(f"{str(path)!r}: 'AzureAd.AppPermissions' must be an object")

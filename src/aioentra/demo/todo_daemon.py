@@ -13,6 +13,7 @@ that refuses it raises the typed error the API's answer describes: a 403 without
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from .._errors import (
     InsufficientPermissionsError,
     InvalidTokenError,
 )
+from .._netfail import connection_error
 from .._provider import TokenProvider
 from .._tls import load_verify_context
 from ..aiohttp import authenticated_session
@@ -62,6 +64,19 @@ class ClientSettings:
                 f"{str(file)!r} has no 'DownstreamApi' section with a BaseUrl",
                 hint="name the ToDo API: BaseUrl, RelativePath and Scopes.",
             )
+        base = section["BaseUrl"]
+        parts = urlsplit(base) if isinstance(base, str) else None
+        if parts is None or parts.scheme not in ("https", "http") or not parts.netloc:
+            raise ConfigurationError(
+                f"{str(file)!r}: 'DownstreamApi.BaseUrl' must be the API's https URL",
+                hint='e.g. "BaseUrl": "https://localhost:44351/".',
+            )
+        relative = section.get("RelativePath", "")
+        if not isinstance(relative, str):
+            raise ConfigurationError(
+                f"{str(file)!r}: 'DownstreamApi.RelativePath' must be a string",
+                hint='e.g. "RelativePath": "api/todolist".',
+            )
         scopes = section.get("Scopes")
         if not isinstance(scopes, list) or len(scopes) != 1 or not isinstance(scopes[0], str):
             raise ConfigurationError(
@@ -69,18 +84,27 @@ class ClientSettings:
                 hint="use the API's App ID URI + '/.default', e.g. "
                 "'api://<api client id>/.default'.",
             )
-        base = str(section["BaseUrl"])
-        url = urljoin(base if base.endswith("/") else base + "/", section.get("RelativePath", ""))
+        url = urljoin(base if base.endswith("/") else base + "/", relative)
         return cls(path=file, url=url.rstrip("/"), scope=scopes[0])
 
 
 async def run(
-    settings: str | Path, *, out: Callable[[str], None] = print, ca_file: str | None = None
+    settings: str | Path,
+    *,
+    out: Callable[[str], None] = print,
+    ca_file: str | None = None,
+    trust_env: bool = True,
 ) -> int:
     """Run the tutorial's sequence against the ToDo API; returns how many API calls it made.
 
     ``ca_file`` trusts a local CA (the emulator's) for every connection: the identity
-    provider, Key Vault and the API. Leave it out for a real tenant.
+    provider, Key Vault and the API. Leave it out for a real tenant. ``trust_env`` is the
+    provider's: ``False`` ignores the proxy variables (``HTTPS_PROXY``...), as a run against
+    a local emulator must.
+
+    Raises :class:`ToDoApiError` when the API cannot be reached (with the hint "is the ToDo
+    API running at ...?") or answers what the daemon cannot use, and the typed error the
+    API's refusal describes (:func:`_refusal`).
     """
     downstream = ClientSettings.from_file(settings)
     parts = urlsplit(downstream.url)
@@ -90,7 +114,7 @@ async def run(
         context = await load_verify_context(ca_file, "aioentra-demo")
     calls = 0
     async with (
-        TokenProvider.from_file(downstream.path, ca_file=ca_file) as provider,
+        TokenProvider.from_file(downstream.path, ca_file=ca_file, trust_env=trust_env) as provider,
         authenticated_session(
             provider,
             {origin: downstream.scope},
@@ -101,11 +125,26 @@ async def run(
         async def call(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
             nonlocal calls
             calls += 1
-            async with session.request(method, url, json=body) as response:
-                text = await response.text()
-                if response.status >= 300:
-                    raise _refusal(method, url, response.status, text)
+            try:
+                async with session.request(method, url, json=body) as response:
+                    text = await response.text()
+                    status = response.status
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                failure = connection_error(f"{method} {url}", exc)
+                raise ToDoApiError(
+                    failure.message,
+                    hint=f"is the ToDo API running at {origin}? {failure.hint}",
+                ) from None
+            if status >= 300:
+                raise _refusal(method, url, status, text)
+            try:
                 return json.loads(text) if text else None
+            except ValueError:
+                raise ToDoApiError(
+                    f"{method} {url}: the API's answer ({status}) is not JSON",
+                    hint=f"check that BaseUrl names the ToDo API ({origin}).",
+                    status=status,
+                ) from None
 
         async def show() -> None:
             out("Retrieving to-do's from server...")
