@@ -11,16 +11,22 @@ Three sources, one result (:class:`Settings`):
 * the ``AzureAd`` section of a .NET ``appsettings.json`` (``Instance``,
   ``TenantId``, ``ClientId``, ``ClientSecret``, ``ClientCredentials[]``).
 
+The shared token cache (:class:`aioentra.redis.RedisCache`) comes from an appsettings
+``TokenCache`` section (``Redis``: the URL, ``EncryptionKeys``: base64 keys, the first
+encrypts, ``Prefix``), or else from ``AIOENTRA_REDIS_URL``, ``AIOENTRA_REDIS_KEYS``
+(comma-separated) and ``AIOENTRA_REDIS_PREFIX``, with every source.
+
 Errors name the missing or conflicting settings, never their values.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -42,9 +48,10 @@ from .credentials import (
 if TYPE_CHECKING:
     from typing_extensions import Unpack
 
+    from ._cache import SharedCache
     from ._provider import ProviderOptions, TokenProvider
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "SharedCacheSettings"]
 
 _TRUE = {"1", "true", "yes", "on"}
 
@@ -63,14 +70,18 @@ class Settings:
     """The API endpoint the configuration names, if any."""
     additionally_allowed_tenants: tuple[str, ...] = ()
     """Other tenants tokens may be requested for (``AZURE_ADDITIONALLY_ALLOWED_TENANTS``)."""
+    shared_cache: SharedCacheSettings | None = None
+    """The shared token cache to put behind the provider's own, if configured."""
 
     def provider(self, **options: Unpack[ProviderOptions]) -> TokenProvider:
-        """Build a :class:`TokenProvider` that owns (and closes) this credential; ``options``
-        are its other keyword arguments."""
+        """Build a :class:`TokenProvider` that owns (and closes) this credential and the shared
+        cache the settings name; ``options`` are its other keyword arguments."""
         from ._provider import TokenProvider
 
         if self.additionally_allowed_tenants:
             options.setdefault("additionally_allowed_tenants", self.additionally_allowed_tenants)
+        if self.shared_cache is not None and "cache" not in options:
+            options["cache"] = self.shared_cache.build()
         return TokenProvider(
             self.credential,
             tenant_id=self.tenant_id,
@@ -119,6 +130,7 @@ class Settings:
             authority=env.get("AZURE_AUTHORITY_HOST") or AZURE_PUBLIC_CLOUD,
             credential=credential,
             additionally_allowed_tenants=tuple(t.strip() for t in tenants.split(";") if t.strip()),
+            shared_cache=SharedCacheSettings.from_environment(env),
         )
 
     # -- files ---------------------------------------------------------------------------------
@@ -151,12 +163,17 @@ class Settings:
         if not isinstance(document, dict):
             raise ConfigurationError(f"configuration file {str(file)!r} is not a JSON object")
         base = file.parent
+        settings: Settings | None = None
         if "AzureAd" in document:
-            return cls._from_azure_ad(document["AzureAd"], document, base, trust)
-        if "client_id" in document:
-            return cls._from_parameters(document, base)
-        if "ClientId" in document:  # an AzureAd section saved on its own
-            return cls._from_azure_ad(document, document, base, trust)
+            settings = cls._from_azure_ad(document["AzureAd"], document, base, trust)
+        elif "client_id" in document:
+            settings = cls._from_parameters(document, base)
+        elif "ClientId" in document:  # an AzureAd section saved on its own
+            settings = cls._from_azure_ad(document, document, base, trust)
+        if settings is not None:
+            shared = SharedCacheSettings.from_section(document.get("TokenCache"))
+            shared = shared or SharedCacheSettings.from_environment(os.environ)
+            return dataclasses.replace(settings, shared_cache=shared)
         raise ConfigurationError(
             f"{str(file)!r} is neither an msal parameters.json nor an appsettings.json",
             hint="expected 'client_id' (parameters.json) or an 'AzureAd' section.",
@@ -254,6 +271,57 @@ def _vault_trust(ca_file: object, ssl_context: object) -> VaultTrust:
             hint="give the path of a PEM file with the CA certificates to trust.",
         )
     return {"ca_file": ca_file}
+
+
+@dataclass(frozen=True)
+class SharedCacheSettings:
+    """Where the shared token cache is and how its entries are encrypted (never in repr)."""
+
+    url: str
+    keys: tuple[str, ...] = field(repr=False)
+    prefix: str = "aioentra"
+
+    def build(self) -> SharedCache:
+        """The :class:`aioentra.redis.RedisCache` these settings describe."""
+        try:
+            from .redis import RedisCache
+        except ImportError:  # pragma: no cover - the redis extra is missing
+            raise ConfigurationError(
+                "a shared token cache is configured, but redis-py is not installed",
+                hint="pip install 'aioentra[redis]'.",
+            ) from None
+        return RedisCache(self.url, key=list(self.keys), prefix=self.prefix)
+
+    @classmethod
+    def from_environment(cls, env: Mapping[str, str]) -> SharedCacheSettings | None:
+        url = env.get("AIOENTRA_REDIS_URL")
+        if not url:
+            return None
+        keys = tuple(k.strip() for k in env.get("AIOENTRA_REDIS_KEYS", "").split(",") if k.strip())
+        if not keys:
+            raise ConfigurationError(
+                "AIOENTRA_REDIS_URL is set but AIOENTRA_REDIS_KEYS is not",
+                hint="set AIOENTRA_REDIS_KEYS to one or more base64 keys of 32 bytes, "
+                "comma-separated (the first encrypts), the same in every replica.",
+            )
+        return cls(url, keys, env.get("AIOENTRA_REDIS_PREFIX") or "aioentra")
+
+    @classmethod
+    def from_section(cls, section: object) -> SharedCacheSettings | None:
+        """An appsettings ``TokenCache`` section: ``Redis``, ``EncryptionKeys``, ``Prefix``."""
+        if section is None:
+            return None
+        where = "TokenCache"
+        if not isinstance(section, dict):
+            raise ConfigurationError("the 'TokenCache' section must be a JSON object")
+        url = _required(section, "Redis", where)
+        keys = section.get("EncryptionKeys")
+        if not isinstance(keys, list) or not keys or not all(isinstance(k, str) for k in keys):
+            raise ConfigurationError(
+                "'TokenCache.EncryptionKeys' must be a list of base64 keys",
+                hint="32 random bytes each, base64-encoded; the first encrypts, all decrypt.",
+            )
+        return cls(url, tuple(keys), _optional_str(section, "Prefix", where) or "aioentra")
 
 
 def _azure_ad_credential(section: Mapping[str, Any], base: Path, trust: VaultTrust) -> Credential:

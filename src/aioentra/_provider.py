@@ -20,11 +20,12 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from ._authority import AZURE_PUBLIC_CLOUD, AnyAuthority, Authority, OidcAuthority, TenantRules
+from ._cache import CachedToken
 from ._engine import MsalEngine
 from ._errors import AioEntraError, ConfigurationError, CredentialRejectedError, raises_cleanly
 from ._flight import Clock
 from ._policy import RefreshPolicy, RetryPolicy
-from ._source import TokenSourceBase
+from ._source import TokenSourceBase, _key
 from ._tls import checked_ssl_context
 from ._token import TokenResponse
 from ._transport import LoopTransport
@@ -33,6 +34,8 @@ from .credentials._base import close_credential, reload_credential, start_creden
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
+
+    from ._cache import SharedCache
 
 __all__ = ["ProviderOptions", "TokenProvider"]
 
@@ -53,6 +56,8 @@ class ProviderOptions(TypedDict, total=False):
     max_workers: int
     trust_env: bool
     close_credential: bool
+    cache: SharedCache | None
+    close_cache: bool
     clock: Clock | None
 
 
@@ -70,6 +75,12 @@ class TokenProvider(TokenSourceBase):
     ``clock`` replaces the clocks every due time is read from (a
     :class:`~aioentra.testing.ManualClock` in tests).
 
+    ``cache`` is a shared token cache behind the in-memory one, such as
+    :class:`aioentra.redis.RedisCache`: replicas of a daemon then send one token request per
+    key and rollover between them (see ``docs/redis.md``). A warm hit never leaves the process;
+    a miss asks the shared cache, and one replica at a time fetches. The provider closes the
+    cache on :meth:`close` unless ``close_cache=False``.
+
     ``oidc_authority`` is an OpenID Connect issuer URL to use instead of an Entra authority
     (``authority`` + ``tenant_id``, which it excludes): an Entra External ID custom URL domain
     (``https://login.contoso.com/{tenant-id}/v2.0``) or another OpenID provider. msal reads
@@ -82,8 +93,10 @@ class TokenProvider(TokenSourceBase):
 
     __slots__ = (
         "_authority",
+        "_cache",
         "_capabilities",
         "_client_id",
+        "_close_cache",
         "_close_credential",
         "_credential",
         "_engine",
@@ -112,9 +125,18 @@ class TokenProvider(TokenSourceBase):
         max_workers: int = 4,
         trust_env: bool = True,
         close_credential: bool = True,
+        cache: SharedCache | None = None,
+        close_cache: bool = True,
         clock: Clock | None = None,
     ) -> None:
         _check_credential(credential)
+        if cache is not None and not (
+            callable(getattr(cache, "fetch", None)) and callable(getattr(cache, "close", None))
+        ):
+            raise ConfigurationError(
+                "cache must be a shared token cache (fetch() and close()), such as "
+                "aioentra.redis.RedisCache",
+            )
         if not isinstance(client_id, str) or not client_id.strip():
             raise ConfigurationError(
                 "client_id is missing",
@@ -178,6 +200,8 @@ class TokenProvider(TokenSourceBase):
         )
         self._credential = credential
         self._close_credential = close_credential
+        self._cache = cache
+        self._close_cache = close_cache
         self._client_id = client_id
         self._tenants = (
             TenantRules.build(self._authority, allowed)
@@ -279,8 +303,54 @@ class TokenProvider(TokenSourceBase):
             await asyncio.gather(reloading, return_exceptions=True)
         if self._close_credential:
             await close_credential(self._credential)
+        if self._cache is not None and self._close_cache:
+            await self._cache.close()
 
     async def _acquire(
+        self, scope: str, claims: str | None, tenant: str | None, deadline: float
+    ) -> TokenResponse:
+        cache = self._cache
+        if cache is None:
+            return await self._request(scope, claims, tenant, deadline)
+        clock = self._clock
+
+        async def request() -> CachedToken:
+            asked = clock.time()  # the expiry is counted from the question: never too late
+            answered = await self._request(scope, claims, tenant, deadline)
+            return CachedToken(
+                access_token=answered.access_token,
+                issued_at=asked,
+                expires_in=answered.expires_in,
+                refresh_in=answered.refresh_in,
+            )
+
+        # Another replica's token is only worth taking if it is not the one held here (a
+        # refresh, a renewal after a 401 or a forced refresh wants a newer token, not ours).
+        held = self._flight.slots.get(_key(scope, tenant, claims))
+        unlike = held.value.token if held is not None and held.generation else None
+        stored, source = await self._within(
+            deadline,
+            cache.fetch(
+                self._shared_key(scope, tenant, claims),
+                request,
+                min_remaining=2 * self._refresh.expiry_margin,
+                unlike=unlike,
+            ),
+            "getting the token through the shared cache",
+        )
+        if source == "network":
+            return TokenResponse(stored.access_token, stored.expires_in, stored.refresh_in)
+        logger.debug("token for %s from the shared cache", scope)
+        return _from_shared(stored, clock.time())
+
+    def _shared_key(self, scope: str, tenant: str | None, claims: str | None) -> str:
+        """What the token is for, across processes: authority, tenant, app, scope, claims."""
+        authority = self._authority
+        where = authority.url if isinstance(authority, OidcAuthority) else authority.host
+        own = authority.tenant.lower()
+        return "|".join((where, tenant or own, self._client_id, scope, claims or ""))
+
+    async def _request(
         self, scope: str, claims: str | None, tenant: str | None, deadline: float
     ) -> TokenResponse:
         engine = self._get_engine()
@@ -369,4 +439,17 @@ def _check_credential(credential: object) -> None:
             else "use ClientSecret, Certificate, ClientAssertion, ManagedIdentityAssertion, or "
             "an object with get_proof(context)."
         ),
+    )
+
+
+def _from_shared(stored: CachedToken, now: float) -> TokenResponse:
+    """Another replica's token, as if just answered: the lifetime left, and ``refresh_in``
+    from now (dropped once past, so the refresh window is cut from the lifetime left). This
+    process draws its own refresh time in that window."""
+    elapsed = max(0.0, now - stored.issued_at)
+    refresh_in = None if stored.refresh_in is None else stored.refresh_in - elapsed
+    return TokenResponse(
+        stored.access_token,
+        stored.remaining(now),
+        refresh_in if refresh_in is not None and refresh_in > 0 else None,
     )
