@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aioentra.emulator import Api, App, Emulator, Fault
+from aioentra.emulator import MANAGED_IDENTITY_VARIABLES, Api, App, Emulator, Fault
 
 from .conftest import Result
 
@@ -218,16 +218,6 @@ def test_an_untrusted_authority_is_5(
 
 # -- review fixes ----------------------------------------------------------------------------------
 
-MANAGED_IDENTITY_SOURCES = (
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "IDENTITY_SERVER_THUMBPRINT",
-    "IMDS_ENDPOINT",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-)
-
 
 def test_ca_file_reaches_a_key_vault_credential_from_appsettings(
     cli: Callable[..., Result],
@@ -242,7 +232,7 @@ def test_ca_file_reaches_a_key_vault_credential_from_appsettings(
     through ``--ca-file`` too (no process-wide trust is set)."""
     for name in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         clean_env.delenv(name, raising=False)
-    for name in MANAGED_IDENTITY_SOURCES:
+    for name in MANAGED_IDENTITY_VARIABLES:
         clean_env.delenv(name, raising=False)
     for name, value in emu.managed_identity.environ.items():
         clean_env.setenv(name, value)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from aioentra import ClientSecret, RetryPolicy, TokenProvider
-from aioentra.emulator import Api, App, Emulator, ManagedIdentity
+from aioentra.emulator import MANAGED_IDENTITY_VARIABLES, Api, App, Emulator, ManagedIdentity
 
 API_URI = "api://aioentra-tests"
 SCOPE = f"{API_URI}/.default"
@@ -57,22 +57,11 @@ def token_requests(emulator: Emulator, app: App) -> int:
 
 # -- Key Vault: the vault reached with the machine's (emulated) managed identity --------------
 
-MANAGED_IDENTITY_SOURCES = (
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "IDENTITY_SERVER_THUMBPRINT",
-    "IMDS_ENDPOINT",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-)
-"""The variables by which msal finds a managed-identity endpoint."""
-
 
 def use_managed_identity(monkeypatch: pytest.MonkeyPatch, environ: dict[str, str]) -> None:
     """Point this process's managed identity at the emulator: ``environ`` is the emulator's
     App Service (``environ``) or IMDS (``imds_environ``) form, and no other source is set."""
-    for name in MANAGED_IDENTITY_SOURCES:
+    for name in MANAGED_IDENTITY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     for name, value in environ.items():
         monkeypatch.setenv(name, value)

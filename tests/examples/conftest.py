@@ -20,7 +20,7 @@ import certifi
 import pytest
 from aiohttp import web
 
-from aioentra.emulator import App, Emulator, InvalidTokenError
+from aioentra.emulator import MANAGED_IDENTITY_VARIABLES, App, Emulator, InvalidTokenError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -33,12 +33,7 @@ _MACHINE_SETTINGS = (
     "HTTPS_PROXY",
     "ALL_PROXY",
     "NO_PROXY",
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "IDENTITY_SERVER_THUMBPRINT",
-    "IMDS_ENDPOINT",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
+    *MANAGED_IDENTITY_VARIABLES,
 )
 
 

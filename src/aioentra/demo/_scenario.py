@@ -20,7 +20,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -36,15 +36,6 @@ Scenario = Literal["default", "no-consent"]
 DAEMON_OBJECT_ID = "00aa00aa-bb11-cc22-dd33-44ee44ee44ee"
 """The daemon's service principal (the tutorial's "User ID" of every to-do)."""
 CERTIFICATE_NAME = "todo-daemon-certificate"
-_MANAGED_IDENTITY_VARIABLES = (
-    "IDENTITY_ENDPOINT",
-    "IDENTITY_HEADER",
-    "IDENTITY_SERVER_THUMBPRINT",
-    "IMDS_ENDPOINT",
-    "MSI_ENDPOINT",
-    "MSI_SECRET",
-    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
-)
 
 
 @dataclass(frozen=True)
@@ -78,7 +69,7 @@ async def run_offline(
     """Run the ToDo daemon against the ToDo API and the emulator; the daemon prints through
     ``out``. A refused call raises the daemon's typed error (the no-consent scenario's
     :class:`~aioentra.InsufficientPermissionsError`)."""
-    from aioentra.emulator import Emulator
+    from aioentra.emulator import MANAGED_IDENTITY_VARIABLES, Emulator
 
     started = time.perf_counter()
     async with Emulator() as emu:
@@ -143,7 +134,7 @@ async def run_offline(
                         },
                     },
                 )
-                with _environment(emu.managed_identity.environ):
+                with _environment(emu.managed_identity.environ, MANAGED_IDENTITY_VARIABLES):
                     # Offline: a proxy the environment names (HTTPS_PROXY) must not be used.
                     calls = await todo_daemon.run(
                         client_settings, out=out, ca_file=emu.ca_file, trust_env=False
@@ -165,10 +156,11 @@ def _write(path: Path, document: Mapping[str, object]) -> Path:
 
 
 @contextlib.contextmanager
-def _environment(variables: Mapping[str, str]) -> Iterator[None]:
-    """This process's managed identity is the emulator's, for the ``with`` block only."""
-    saved = {name: os.environ.get(name) for name in _MANAGED_IDENTITY_VARIABLES}
-    for name in _MANAGED_IDENTITY_VARIABLES:
+def _environment(variables: Mapping[str, str], sources: Sequence[str]) -> Iterator[None]:
+    """This process's managed identity is the emulator's, for the ``with`` block only
+    (``sources``: every variable that could name another one)."""
+    saved = {name: os.environ.get(name) for name in sources}
+    for name in sources:
         os.environ.pop(name, None)
     os.environ.update(variables)
     try:

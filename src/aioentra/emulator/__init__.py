@@ -24,10 +24,11 @@ from ._faults import Fault
 from ._model import Api, App, Tenant
 from ._requestlog import RequestLog, RequestRecord
 from ._state import InvalidTokenError
-from .identity import ManagedIdentity, ManagedIdentityServer
+from .identity import MANAGED_IDENTITY_VARIABLES, ManagedIdentity, ManagedIdentityServer
 from .keyvault import KeyVault, SecretVersion
 
 __all__ = [
+    "MANAGED_IDENTITY_VARIABLES",
     "Api",
     "App",
     "CertificateMaterial",

@@ -7,7 +7,13 @@ minter), ``_scopes`` and ``_assertion`` (request checks), ``_token_endpoint`` an
 ``_managed_identity`` (the App Service and IMDS endpoints).
 """
 
-from ._managed_identity import ManagedIdentity, ManagedIdentityServer
+from ._managed_identity import MANAGED_IDENTITY_VARIABLES, ManagedIdentity, ManagedIdentityServer
 from ._minting import MintedToken, TokenMinter
 
-__all__ = ["ManagedIdentity", "ManagedIdentityServer", "MintedToken", "TokenMinter"]
+__all__ = [
+    "MANAGED_IDENTITY_VARIABLES",
+    "ManagedIdentity",
+    "ManagedIdentityServer",
+    "MintedToken",
+    "TokenMinter",
+]

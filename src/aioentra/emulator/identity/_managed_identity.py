@@ -31,7 +31,27 @@ from ._mi_forms import APP_SERVICE_API_VERSION, ENDPOINT, IMDS_PATH, app_service
 from ._mi_identities import IdentityRegistry, ManagedIdentity, RegisterApp
 from ._minting import MintedToken
 
-__all__ = ["API_VERSION", "ENDPOINT", "IssueForApp", "ManagedIdentity", "ManagedIdentityServer"]
+__all__ = [
+    "API_VERSION",
+    "ENDPOINT",
+    "MANAGED_IDENTITY_VARIABLES",
+    "IssueForApp",
+    "ManagedIdentity",
+    "ManagedIdentityServer",
+]
+
+MANAGED_IDENTITY_VARIABLES = (
+    "IDENTITY_ENDPOINT",
+    "IDENTITY_HEADER",
+    "IDENTITY_SERVER_THUMBPRINT",
+    "IMDS_ENDPOINT",
+    "MSI_ENDPOINT",
+    "MSI_SECRET",
+    "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+)
+"""The variables by which msal (and azure-identity) find a managed-identity endpoint: clear
+them all before setting the emulator's :attr:`ManagedIdentityServer.environ` or
+``imds_environ``, so that no other source wins."""
 
 API_VERSION = APP_SERVICE_API_VERSION
 """The App Service managed-identity API version azure-identity and msal send."""
