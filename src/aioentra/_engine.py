@@ -21,6 +21,8 @@ secret and an assertion without a new application.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import inspect
 import logging
 import threading
@@ -41,6 +43,7 @@ from ._errors import (
     redact,
 )
 from ._policy import RetryPolicy
+from ._stats import error_code
 from ._token import TokenResponse
 from ._transport import PLACEHOLDER_SECRET, LoopTransport
 from ._workers import WorkerPool
@@ -126,7 +129,7 @@ class MsalEngine:
             policy=self._policy,
             loop=self._loop,
             deadline=deadline,
-            what=scope,
+            what=f"{scope} (client {self._client_id}, tenant {tenant or self._authority.tenant})",
         )
 
     async def _attempt(
@@ -278,12 +281,24 @@ async def with_retries(
                 or (retry_after is not None and retry_after > policy.max_retry_after)
             ):
                 raise
-            logger.debug(
-                "retrying the token request for %s in %.2fs after attempt %d: %s",
+            logger.warning(
+                "token request for %s, attempt %d of %d, failed: %s%s; retrying in %.2fs",
                 what,
-                wait,
                 number,
-                error.message,
+                policy.max_attempts,
+                error_code(error),
+                f", correlation id {error.correlation_id}" if error.correlation_id else "",
+                wait,
+                extra={
+                    "aioentra": {
+                        "event": "token_attempt_failed",
+                        "attempt": number,
+                        "max_attempts": policy.max_attempts,
+                        "error_code": error_code(error),
+                        "correlation_id": error.correlation_id,
+                        "retry_in": wait,
+                    }
+                },
             )
         await asyncio.sleep(wait)
 
@@ -300,7 +315,9 @@ async def run_in_worker(
     remaining = deadline - loop.time()
     if remaining <= 0:
         raise _timed_out(total)
-    future = workers.submit(call)
+    # The thread runs in a copy of the caller's context, and so do the coroutines it hands to
+    # the loop: a trace's current span (telemetry=) reaches the HTTP requests msal makes.
+    future = workers.submit(functools.partial(contextvars.copy_context().run, call))
     try:
         return await asyncio.wait_for(asyncio.wrap_future(future), remaining)
     except asyncio.TimeoutError:

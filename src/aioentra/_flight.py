@@ -68,11 +68,11 @@ from ._policy import RefreshPolicy
 
 __all__ = [
     "Clock",
+    "FetchReason",
     "Fetched",
     "Flight",
     "FlightObserver",
     "ManualClock",
-    "Reason",
     "Slot",
     "SystemClock",
 ]
@@ -146,15 +146,41 @@ class ManualClock:
         return f"ManualClock(monotonic={self._monotonic!r}, wall={self._wall!r})"
 
 
-class Reason(enum.Enum):
-    """Why a fetch was started (reported to the observer, and so to logs)."""
+class FetchReason(enum.Enum):
+    """Why a fetch was started: reported on every token, in logs, stats and metrics.
 
-    COLD = "no cached value"
-    EXPIRED = "the cached value left its usable window"
+    The values are short, stable strings (for log fields and metric attributes);
+    :attr:`description` is the phrase log lines use.
+    """
+
+    COLD = "cold"
+    """Nothing was cached for the key."""
+    EXPIRED = "expired"
+    """The cached value had left its usable window: callers waited for this fetch."""
     AHEAD = "refresh-ahead"
+    """The cached value was in its refresh-ahead window: fetched in the background while
+    callers kept getting the cached value."""
     FORCED = "forced"
-    RENEWAL = "the consumer rejected the cached value"
+    """The caller asked for a fresh value (``force_refresh=True``)."""
+    CLAIMS = "claims"
+    """A resource answered with a claims challenge (CAE): a token with those claims."""
+    RENEWAL = "renewal"
+    """The consumer rejected the cached value (a 401 with ``invalid_token``)."""
 
+    @property
+    def description(self) -> str:
+        """The reason in words, for log lines."""
+        return _DESCRIPTIONS[self]
+
+
+_DESCRIPTIONS = {
+    FetchReason.COLD: "no cached token",
+    FetchReason.EXPIRED: "the cached token left its usable window",
+    FetchReason.AHEAD: "refresh-ahead",
+    FetchReason.FORCED: "forced refresh",
+    FetchReason.CLAIMS: "claims challenge",
+    FetchReason.RENEWAL: "the resource rejected the cached token",
+}
 
 @dataclass(frozen=True)
 class Fetched(Generic[V]):
@@ -165,6 +191,10 @@ class Fetched(Generic[V]):
     """From here on the value is refreshed in the background."""
     usable_until: float
     """From here on callers wait for a new value."""
+    cached: V | None = None
+    """What later callers get from the slot, if not ``value`` itself: the fetch's own waiters
+    get ``value`` (say, a token marked "from the network") and later callers ``cached`` (the
+    same token marked "from memory"), with nothing done on the warm path."""
 
     def __post_init__(self) -> None:
         if not self.fresh_until <= self.usable_until:
@@ -174,12 +204,12 @@ class Fetched(Generic[V]):
 class FlightObserver(Protocol[K_contra]):
     """Hooks for logs and metrics; both are called on the event loop and must not raise."""
 
-    def fetched(self, key: K_contra, reason: Reason, seconds: float) -> None:
+    def fetched(self, key: K_contra, reason: FetchReason, seconds: float) -> None:
         """A fetch for ``key`` succeeded after ``seconds``."""
         ...
 
     def failed(
-        self, key: K_contra, reason: Reason, error: Exception, backoff: float, serving: bool
+        self, key: K_contra, reason: FetchReason, error: Exception, backoff: float, serving: bool
     ) -> None:
         """A fetch failed; the key makes no new fetch for ``backoff`` seconds.
 
@@ -189,11 +219,11 @@ class FlightObserver(Protocol[K_contra]):
 
 
 class _Quiet:
-    def fetched(self, key: object, reason: Reason, seconds: float) -> None:
+    def fetched(self, key: object, reason: FetchReason, seconds: float) -> None:
         return None
 
     def failed(
-        self, key: object, reason: Reason, error: Exception, backoff: float, serving: bool
+        self, key: object, reason: FetchReason, error: Exception, backoff: float, serving: bool
     ) -> None:
         return None
 
@@ -225,7 +255,8 @@ class Slot(Generic[V]):
         self.error: Exception | None = None
 
     def store(self, fetched: Fetched[V]) -> None:
-        self.value = fetched.value
+        cached = fetched.cached
+        self.value = fetched.value if cached is None else cached
         self.fresh_until = fetched.fresh_until
         self.usable_until = fetched.usable_until
         self.generation += 1
@@ -244,7 +275,8 @@ class Flight(Generic[K, V]):
     """Single-flight fetches per key, with refresh windows, back-off and a renewal limit.
 
     Args:
-        fetch: produces a fresh value for a key, with its due times; may raise.
+        fetch: produces a fresh value for a key (told why it is fetched), with its due
+            times; may raise.
         policy: back-off (``failure_delay``) and ``renewal_interval``.
         clock: the clocks (a :class:`ManualClock` in tests).
         observer: told about every finished fetch (logs, metrics).
@@ -256,7 +288,7 @@ class Flight(Generic[K, V]):
 
     def __init__(
         self,
-        fetch: Callable[[K], Awaitable[Fetched[V]]],
+        fetch: Callable[[K, FetchReason], Awaitable[Fetched[V]]],
         *,
         policy: RefreshPolicy | None = None,
         clock: Clock | None = None,
@@ -299,16 +331,16 @@ class Flight(Generic[K, V]):
         usable = now < slot.usable_until
         if usable and not force:
             if now >= slot.fresh_until and slot.task is None and now >= slot.retry_at:
-                self._start(key, slot, Reason.AHEAD)
+                self._start(key, slot, FetchReason.AHEAD)
             return slot.value
         task = slot.task
         if task is None:
             if now < slot.retry_at and slot.error is not None:
                 raise _fresh_copy(slot.error)
             if force:
-                reason = Reason.FORCED
+                reason = FetchReason.FORCED
             else:
-                reason = Reason.COLD if slot.generation == 0 else Reason.EXPIRED
+                reason = FetchReason.COLD if slot.generation == 0 else FetchReason.EXPIRED
             task = self._start(key, slot, reason)
         return await self._wait(task)
 
@@ -319,6 +351,7 @@ class Flight(Generic[K, V]):
         *,
         budget: Hashable | None = None,
         fallback: K | None = None,
+        reason: FetchReason = FetchReason.RENEWAL,
     ) -> V:
         """A value other than ``rejected``, by the second table of the module docstring.
 
@@ -328,6 +361,7 @@ class Flight(Generic[K, V]):
             budget: the key whose renewal interval this renewal spends (default: ``key``), so
                 that renewals of many related keys share one limit.
             fallback: the key whose value answers a limited renewal when ``key`` has none.
+            reason: what a fetch is reported as (``CLAIMS`` for a claims challenge).
         """
         slot = self._slot(key)
         now = self._clock.monotonic()
@@ -346,7 +380,7 @@ class Flight(Generic[K, V]):
             if fallback is not None:
                 return await self.get(fallback)
         self._remember_renewal(spent, now)
-        return await self._wait(self._start(key, slot, Reason.RENEWAL))
+        return await self._wait(self._start(key, slot, reason))
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -393,7 +427,7 @@ class Flight(Generic[K, V]):
             slot = self.slots[key] = Slot()
         return slot
 
-    def _start(self, key: K, slot: Slot[V], reason: Reason) -> asyncio.Task[V]:
+    def _start(self, key: K, slot: Slot[V], reason: FetchReason) -> asyncio.Task[V]:
         if self._closed:
             raise self._closed_error()
         task = asyncio.get_running_loop().create_task(self._run(key, slot, reason))
@@ -401,12 +435,12 @@ class Flight(Generic[K, V]):
         task.add_done_callback(lambda done: _finished(slot, done))
         return task
 
-    async def _run(self, key: K, slot: Slot[V], reason: Reason) -> V:
+    async def _run(self, key: K, slot: Slot[V], reason: FetchReason) -> V:
         clock = self._clock
         generation = slot.generation
         started = clock.monotonic()
         try:
-            fetched = await self._fetch(key)
+            fetched = await self._fetch(key, reason)
         except Exception as error:
             slot.failures += 1
             backoff = self._policy.failure_delay(slot.failures, _retry_after(error))

@@ -38,6 +38,7 @@ from ._errors import (
 from ._flight import Clock
 from ._policy import RefreshPolicy, RetryPolicy, parse_retry_after
 from ._source import TokenSourceBase
+from ._telemetry import Telemetry
 from ._token import TokenResponse, parse_token_response
 from ._transport import LoopTransport, TransportResponse
 
@@ -79,6 +80,7 @@ class ManagedIdentityProvider(TokenSourceBase):
         max_workers: int = 2,
         trust_env: bool = False,
         clock: Clock | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         chosen = {
             name: value
@@ -115,6 +117,7 @@ class ManagedIdentityProvider(TokenSourceBase):
             trust_env=trust_env,
             max_workers=max_workers,
             worker_name="aioentra-mi",
+            telemetry=telemetry,
         )
         self._engine: _ManagedIdentityEngine | None = None
 
@@ -137,7 +140,10 @@ class ManagedIdentityProvider(TokenSourceBase):
         if self._engine is None:
             loop = asyncio.get_running_loop()
             self._transport = _ManagedIdentityTransport(
-                loop, self._get_session, attempt_timeout=self._retry.attempt_timeout
+                loop,
+                self._get_session,
+                attempt_timeout=self._retry.attempt_timeout,
+                telemetry=self._telemetry,
             )
             self._engine = _ManagedIdentityEngine(
                 identity=self._identity,

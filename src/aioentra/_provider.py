@@ -26,8 +26,10 @@ from ._errors import AioEntraError, ConfigurationError, CredentialRejectedError,
 from ._flight import Clock
 from ._policy import RefreshPolicy, RetryPolicy
 from ._source import TokenSourceBase, _key
+from ._stats import error_code
+from ._telemetry import Telemetry
 from ._tls import checked_ssl_context
-from ._token import TokenResponse
+from ._token import ServedFrom, TokenResponse
 from ._transport import LoopTransport
 from .credentials import RELOAD_CODES, Credential, ReloadReason
 from .credentials._base import close_credential, reload_credential, start_credential
@@ -59,6 +61,7 @@ class ProviderOptions(TypedDict, total=False):
     cache: SharedCache | None
     close_cache: bool
     clock: Clock | None
+    telemetry: Telemetry | None
 
 
 class TokenProvider(TokenSourceBase):
@@ -74,6 +77,10 @@ class TokenProvider(TokenSourceBase):
 
     ``clock`` replaces the clocks every due time is read from (a
     :class:`~aioentra.testing.ManualClock` in tests).
+
+    ``telemetry`` reports metrics and spans of every fetch and HTTP request, for example
+    :class:`aioentra.otel.OpenTelemetry` (see ``docs/observability.md``). Without it, nothing
+    is reported but the log lines and :meth:`stats`, and the warm path counts nothing.
 
     ``cache`` is a shared token cache behind the in-memory one, such as
     :class:`aioentra.redis.RedisCache`: replicas of a daemon then send one token request per
@@ -128,6 +135,7 @@ class TokenProvider(TokenSourceBase):
         cache: SharedCache | None = None,
         close_cache: bool = True,
         clock: Clock | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         _check_credential(credential)
         if cache is not None and not (
@@ -197,6 +205,7 @@ class TokenProvider(TokenSourceBase):
             trust_env=trust_env,
             max_workers=max_workers,
             worker_name="aioentra-msal",
+            telemetry=telemetry,
         )
         self._credential = credential
         self._close_credential = close_credential
@@ -340,7 +349,6 @@ class TokenProvider(TokenSourceBase):
         )
         if source == "network":
             return TokenResponse(stored.access_token, stored.expires_in, stored.refresh_in)
-        logger.debug("token for %s from the shared cache", scope)
         return _from_shared(stored, clock.time())
 
     def _shared_key(self, scope: str, tenant: str | None, claims: str | None) -> str:
@@ -360,6 +368,7 @@ class TokenProvider(TokenSourceBase):
         except CredentialRejectedError as error:
             if not RELOAD_CODES.intersection(error.error_codes):
                 raise
+            rejection = error
             # A request that left with the old proof may be rejected after another key's
             # reload replaced it: it needs the one retry, not a reload of its own (which would
             # find nothing new, or move a chain past a member that works).
@@ -367,8 +376,23 @@ class TokenProvider(TokenSourceBase):
                 deadline, self._reload(error), "reloading the credential"
             ):
                 raise
-        logger.info(
-            "the token endpoint rejected %r; it reloaded, trying once more", self._credential
+        logger.warning(
+            "the token endpoint rejected %r for %s (client %s): %s%s; the credential "
+            "reloaded new material, sending the request once more",
+            self._credential,
+            scope,
+            self._client_id,
+            error_code(rejection),
+            f", correlation id {rejection.correlation_id}" if rejection.correlation_id else "",
+            extra={
+                "aioentra": {
+                    "event": "credential_reloaded",
+                    "scope": scope,
+                    "client_id": self._client_id,
+                    "error_code": error_code(rejection),
+                    "correlation_id": rejection.correlation_id,
+                }
+            },
         )
         return await engine.acquire(scope, claims=claims, tenant=tenant, deadline=deadline)
 
@@ -411,6 +435,7 @@ class TokenProvider(TokenSourceBase):
                 attempt_timeout=self._retry.attempt_timeout,
                 insecure_origin=insecure,
                 oidc=isinstance(authority, OidcAuthority),
+                telemetry=self._telemetry,
             )
             self._engine = MsalEngine(
                 credential=self._credential,
@@ -452,4 +477,5 @@ def _from_shared(stored: CachedToken, now: float) -> TokenResponse:
         stored.access_token,
         stored.remaining(now),
         refresh_in if refresh_in is not None and refresh_in > 0 else None,
+        source=ServedFrom.SHARED_CACHE,
     )

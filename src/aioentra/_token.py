@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 import time
@@ -10,8 +11,49 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._errors import IdentityProviderUnavailableError
+from ._flight import FetchReason
 
-__all__ = ["MAX_LIFETIME", "AccessToken", "TokenResponse", "parse_token_response"]
+__all__ = [
+    "MAX_LIFETIME",
+    "AccessToken",
+    "ServedFrom",
+    "TokenMetadata",
+    "TokenResponse",
+    "parse_token_response",
+]
+
+
+class ServedFrom(enum.Enum):
+    """Where the token a call returned came from."""
+
+    MEMORY = "memory"
+    """This process's cache: no request was made for the call."""
+    SHARED_CACHE = "shared cache"
+    """The shared cache (``cache=``, e.g. Redis): another process had fetched it."""
+    NETWORK = "network"
+    """The identity provider (or managed-identity endpoint), for this call."""
+
+
+@dataclass(frozen=True)
+class TokenMetadata:
+    """How a token was obtained: why, from where, when and how long it took.
+
+    A call that starts or joins a fetch gets ``source`` ``NETWORK`` (or ``SHARED_CACHE``);
+    later calls answered from memory get the same token with ``source`` ``MEMORY``. ``reason``,
+    ``fetched_at`` and ``duration`` always describe the fetch that produced the token.
+    """
+
+    source: ServedFrom
+    reason: FetchReason
+    """Why the token was fetched (cold, expired, refresh-ahead, forced, claims, renewal)."""
+    fetched_at: float
+    """When the fetch started (Unix time)."""
+    duration: float
+    """Seconds the fetch took, retries and the shared cache included."""
+
+    def served_from(self, source: ServedFrom) -> TokenMetadata:
+        """The same metadata with another ``source``."""
+        return TokenMetadata(source, self.reason, self.fetched_at, self.duration)
 
 
 @dataclass(frozen=True)
@@ -21,6 +63,10 @@ class AccessToken:
     ``expires_on`` and ``refresh_on`` are Unix timestamps (seconds). The token
     value never appears in ``repr()`` or ``str()``: only use it in the
     ``Authorization`` header of requests to the resource it was issued for.
+
+    ``metadata`` says why the token was fetched and where this call got it from; it is
+    ``None`` for a token made outside aioentra's token sources, and it takes no part in
+    comparisons (the token from the network and the same token from memory are equal).
     """
 
     token: str = field(repr=False)
@@ -28,11 +74,16 @@ class AccessToken:
     refresh_on: float
     scope: str
     token_type: str = "Bearer"
+    metadata: TokenMetadata | None = field(default=None, compare=False)
 
     def __repr__(self) -> str:
+        meta = self.metadata
+        how = (
+            "" if meta is None else f", source={meta.source.value!r}, reason={meta.reason.value!r}"
+        )
         return (
             f"AccessToken(scope={self.scope!r}, token_type={self.token_type!r}, "
-            f"expires_on={self.expires_on:.0f}, refresh_on={self.refresh_on:.0f}, token=***)"
+            f"expires_on={self.expires_on:.0f}, refresh_on={self.refresh_on:.0f}{how}, token=***)"
         )
 
     __str__ = __repr__
@@ -63,6 +114,8 @@ class TokenResponse:
     expires_in: float
     refresh_in: float | None = None
     token_type: str = "Bearer"
+    source: ServedFrom = ServedFrom.NETWORK
+    """Where the answer came from: the network, or another process through the shared cache."""
 
 
 def parse_token_response(body: Mapping[str, Any]) -> TokenResponse:

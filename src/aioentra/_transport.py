@@ -43,6 +43,7 @@ from ._errors import (
 )
 from ._netfail import connection_error
 from ._policy import RETRYABLE_STATUS, parse_retry_after
+from ._telemetry import NO_TELEMETRY, Guarded
 from ._token import TokenResponse, parse_token_response
 
 __all__ = ["PLACEHOLDER_SECRET", "LoopTransport", "TransportResponse"]
@@ -108,8 +109,10 @@ class LoopTransport:
         attempt_timeout: float,
         insecure_origin: str | None = None,
         oidc: bool = False,
+        telemetry: Guarded | None = None,
     ) -> None:
         self._loop = loop
+        self._telemetry = telemetry or Guarded(NO_TELEMETRY)
         self._session = session
         self._attempt_timeout = attempt_timeout
         # A plain-http loopback authority: msal only speaks https, so its https URLs for this
@@ -235,23 +238,28 @@ class LoopTransport:
         remaining = min(self._attempt_timeout, deadline - self._loop.time())
         if remaining <= 0:
             raise _out_of_time(method, origin)
-        try:
-            async with session.request(
-                method,
-                self._wire_url(url),
-                params=params,
-                data=data,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=remaining),
-                allow_redirects=False,
-                raise_for_status=False,
-                middlewares=(),
-            ) as response:
-                raw = await _read_bounded(response)
-                status, response_headers = response.status, response.headers
-                charset = response.charset or "utf-8"
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            raise connection_error(f"{method} {origin}", exc, timeout=remaining) from None
+        with self._telemetry.request_span(method, f"{origin}{parts.path}") as span:
+            try:
+                async with session.request(
+                    method,
+                    self._wire_url(url),
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=remaining),
+                    allow_redirects=False,
+                    raise_for_status=False,
+                    middlewares=(),
+                ) as response:
+                    raw = await _read_bounded(response)
+                    status, response_headers = response.status, response.headers
+                    charset = response.charset or "utf-8"
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                span.failed(
+                    "timeout" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
+                )
+                raise connection_error(f"{method} {origin}", exc, timeout=remaining) from None
+            span.status(status)
         if len(raw) > MAX_BODY:
             raise IdentityProviderUnavailableError(
                 f"{method} {origin}: the answer is larger than {MAX_BODY // 1024} KB",

@@ -29,7 +29,7 @@ from ._errors import (
     ProviderClosedError,
     raises_cleanly,
 )
-from ._flight import Clock, Fetched, Flight, Reason, SystemClock
+from ._flight import Clock, Fetched, FetchReason, Flight, SystemClock
 from ._jwks import KEY_TYPES as _KEY_TYPES, KeyFetcher, SigningKeys
 from ._policy import RefreshPolicy
 from ._tls import checked_session, checked_ssl_context, load_verify_context
@@ -76,7 +76,9 @@ class TokenValidator:
         algorithms: accepted signing algorithms (default RS256; ``none`` and HMAC never).
         leeway: seconds of clock skew allowed on ``exp`` and ``nbf``.
         app_only: refuse user (delegated) tokens with a 403.
-        ca_file / ssl_context / session: TLS trust for the key fetches (verification on).
+        ca_file: a CA bundle to trust for the key fetches (verification stays on).
+        ssl_context: instead, the TLS context for the key fetches.
+        session: instead, the aiohttp session the key fetches go through.
         refresh_interval: how old the keys get before a background refresh (12 h).
         unknown_key_interval: at most one refetch for an unknown ``kid`` in this many seconds.
         timeout: seconds for each discovery or JWKS request.
@@ -274,7 +276,7 @@ class TokenValidator:
 
     # -- internals ------------------------------------------------------------------------------
 
-    async def _fetch(self, url: str) -> Fetched[SigningKeys]:
+    async def _fetch(self, url: str, reason: FetchReason) -> Fetched[SigningKeys]:
         keys = await self._fetcher.fetch(await self._open_session())
         self._forget_withdrawn(keys)
         now = self._clock.monotonic()
@@ -313,11 +315,11 @@ class TokenValidator:
 class _KeyLog:
     """Logs key fetches: INFO when keys arrive, WARNING when a fetch fails."""
 
-    def fetched(self, key: str, reason: Reason, seconds: float) -> None:
+    def fetched(self, key: str, reason: FetchReason, seconds: float) -> None:
         logger.info("signing keys fetched from %s (%s) in %.3fs", key, reason.value, seconds)
 
     def failed(
-        self, key: str, reason: Reason, error: Exception, backoff: float, serving: bool
+        self, key: str, reason: FetchReason, error: Exception, backoff: float, serving: bool
     ) -> None:
         action = "the last good keys stay in use" if serving else "tokens cannot be checked"
         logger.warning(

@@ -8,7 +8,7 @@ from collections.abc import Hashable
 import pytest
 
 from aioentra import IdentityProviderUnavailableError, ProviderClosedError, ThrottledError
-from aioentra._flight import Fetched, Flight, Reason
+from aioentra._flight import Fetched, FetchReason, Flight
 from aioentra._policy import RefreshPolicy
 from aioentra.testing import ManualClock
 
@@ -34,7 +34,7 @@ class Source:
         self.gate.clear()
         self.started.clear()
 
-    async def fetch(self, key: Hashable) -> Fetched[str]:
+    async def fetch(self, key: Hashable, reason: FetchReason) -> Fetched[str]:
         self.calls += 1
         self.started.set()
         await self.gate.wait()
@@ -71,14 +71,14 @@ class Recorder:
     """The cell's observer, recording what it is told."""
 
     def __init__(self) -> None:
-        self.reasons: list[Reason] = []
-        self.failures: list[tuple[Reason, float, bool]] = []
+        self.reasons: list[FetchReason] = []
+        self.failures: list[tuple[FetchReason, float, bool]] = []
 
-    def fetched(self, key: Hashable, reason: Reason, seconds: float) -> None:
+    def fetched(self, key: Hashable, reason: FetchReason, seconds: float) -> None:
         self.reasons.append(reason)
 
     def failed(
-        self, key: Hashable, reason: Reason, error: Exception, backoff: float, serving: bool
+        self, key: Hashable, reason: FetchReason, error: Exception, backoff: float, serving: bool
     ) -> None:
         self.failures.append((reason, backoff, serving))
 
@@ -98,7 +98,7 @@ async def test_a_thousand_concurrent_callers_cause_one_fetch(
     source.gate.set()
     values = await asyncio.gather(*callers)
     assert set(values) == {"k-1"} and source.calls == 1
-    assert log.reasons == [Reason.COLD]
+    assert log.reasons == [FetchReason.COLD]
     assert await flight.get("k") == "k-1" and source.calls == 1
 
 
@@ -133,7 +133,7 @@ async def test_refresh_ahead_serves_the_old_value_and_fetches_once_in_the_backgr
     task = flight.slots["k"].task
     assert task is not None and await task == "k-2"
     assert await flight.get("k") == "k-2"
-    assert log.reasons == [Reason.COLD, Reason.AHEAD]
+    assert log.reasons == [FetchReason.COLD, FetchReason.AHEAD]
 
 
 async def test_background_failures_are_reported_not_raised_and_back_off(
@@ -149,7 +149,7 @@ async def test_background_failures_are_reported_not_raised_and_back_off(
     with pytest.raises(IdentityProviderUnavailableError):
         await asyncio.shield(task)
     ((reason, backoff, serving),) = log.failures
-    assert reason is Reason.AHEAD and serving and 1.6 <= backoff <= 2.0
+    assert reason is FetchReason.AHEAD and serving and 1.6 <= backoff <= 2.0
     # During the back-off: the value, and no fetch.
     for _ in range(50):
         assert await flight.get("k") == "k-1"
@@ -174,7 +174,7 @@ async def test_past_the_usable_window_callers_wait_and_share_one_error(
     results = await asyncio.gather(*callers, return_exceptions=True)
     assert all(isinstance(r, IdentityProviderUnavailableError) for r in results)
     assert source.calls == 2
-    assert log.failures[0][0] is Reason.EXPIRED and log.failures[0][2] is False
+    assert log.failures[0][0] is FetchReason.EXPIRED and log.failures[0][2] is False
     # New callers during the back-off get a copy of the error, without a fetch.
     with pytest.raises(IdentityProviderUnavailableError) as info:
         await flight.get("k")
@@ -223,7 +223,7 @@ async def test_renewal_is_limited_per_key(source: Source, clock: ManualClock) ->
     assert await flight.renew("k", first) == "k-2"
     clock.advance(30.0)
     assert await flight.renew("k", "k-2") == "k-3"
-    assert log.reasons == [Reason.COLD, Reason.RENEWAL, Reason.RENEWAL]
+    assert log.reasons == [FetchReason.COLD, FetchReason.RENEWAL, FetchReason.RENEWAL]
 
 
 async def test_renewals_of_related_keys_share_a_budget_and_fall_back(
@@ -328,7 +328,7 @@ def test_fetched_refuses_windows_out_of_order() -> None:
 
 
 def test_slot_repr_never_shows_the_value() -> None:
-    flight: Flight[str, str] = Flight(lambda key: _never())
+    flight: Flight[str, str] = Flight(lambda key, reason: _never())
     flight.put("k", Fetched("secret-value", 1.0, 2.0))
     assert "secret-value" not in repr(flight.slots["k"]) + repr(flight)
 

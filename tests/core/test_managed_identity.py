@@ -43,7 +43,7 @@ async def test_a_hundred_concurrent_callers_cause_one_request(
     async with ManagedIdentityProvider(client_id=identity.client_id, retry=FAST) as provider:
         tokens = await asyncio.gather(*(provider.get_token(VAULT_SCOPE) for _ in range(100)))
         assert len({t.token for t in tokens}) == 1
-        assert await provider.get_token(VAULT_SCOPE) is tokens[0]
+        assert await provider.get_token(VAULT_SCOPE) == tokens[0]
     assert mi_requests(emulator, identity) == 1
 
 
@@ -78,7 +78,7 @@ async def test_an_outage_is_invisible_while_the_token_is_usable(
         clock.advance(lifetime - 61)  # refresh-ahead, past any jitter
         emulator.faults.add(Fault("managed_identity", "status", status=503, count=None))
         served = await asyncio.gather(*(provider.get_token(VAULT_SCOPE) for _ in range(50)))
-        assert all(t is token for t in served)
+        assert all(t == token for t in served)
         task = provider._flight.slots[VAULT_SCOPE].task
         assert task is not None
         with pytest.raises(IdentityProviderUnavailableError):
@@ -140,7 +140,7 @@ def test_configuration_is_checked_before_any_request() -> None:
 async def test_a_tenant_changes_nothing(emulator: Emulator, identity: ManagedIdentity) -> None:
     async with ManagedIdentityProvider(client_id=identity.client_id) as provider:
         plain = await provider.get_token(VAULT_SCOPE)
-        assert await provider.get_token(VAULT_SCOPE, tenant_id="contoso.com") is plain
+        assert await provider.get_token(VAULT_SCOPE, tenant_id="contoso.com") == plain
     assert mi_requests(emulator, identity) == 1
 
 

@@ -545,7 +545,7 @@ async def test_the_peer_issues_a_token_for_a_client_secret(oidc_peer: Peer) -> N
     async with peer_provider(oidc_peer, ClientSecret("peer-s3cret-value")) as provider:
         token = await provider.get_token("api://peer-api/.default")
         again = await provider.get_token("api://peer-api/.default")
-    assert again is token  # cached
+    assert again == token  # cached
     seen = oidc_peer.requests()
     issuer_path = oidc_peer.issuer.removeprefix(oidc_peer.origin)
     assert [(r["method"], r["path"], r["status"]) for r in seen] == [

@@ -87,7 +87,7 @@ async def test_renewals_and_forced_refreshes_respect_the_back_off(
             with pytest.raises(ThrottledError):
                 await provider.get_token(SCOPE, force_refresh=True)
         # Plain callers still get the valid token meanwhile.
-        assert await provider.get_token(SCOPE) is token
+        assert await provider.get_token(SCOPE) == token
     assert token_requests(emulator, app) == 2
 
 
@@ -142,7 +142,7 @@ async def test_warm_hits_never_reach_the_engine(make_provider: MakeProvider) -> 
 
         engine.acquire = refuse  # type: ignore[method-assign,assignment]
         for _ in range(1000):
-            assert await provider.get_token(SCOPE) is token
+            assert await provider.get_token(SCOPE) == token
 
 
 async def test_multi_tenant_requests(
@@ -159,7 +159,7 @@ async def test_multi_tenant_requests(
     async with allowed:
         lower = await allowed.get_token(SCOPE, tenant_id=other.tenant_id)
         upper = await allowed.get_token(SCOPE, tenant_id=other.tenant_id.upper())
-        assert lower is upper  # one key, whatever the case
+        assert lower == upper  # one key, whatever the case
         with pytest.raises(ConfigurationError, match="not allowed"):
             await allowed.get_token(SCOPE, tenant_id="contoso.com")
     organizations = make_provider(secret, client_id=home.client_id, tenant_id="organizations")

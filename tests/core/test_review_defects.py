@@ -363,7 +363,7 @@ async def test_a_loop_in_another_thread_gets_cached_tokens_and_nothing_else(
         asyncio.run(use())
 
     await asyncio.to_thread(elsewhere)
-    assert outcomes[0] is token
+    assert outcomes[0] == token
     assert len(outcomes) == 4 and all(
         isinstance(o, ProviderClosedError) and "another event loop" in str(o) for o in outcomes[1:]
     )

@@ -107,7 +107,11 @@ async def test_run_app_serves_orders_with_one_token_and_closes_on_sigterm(
     # The startup's token served all three calls.
     assert aioentra_isolated.requests.count("token", client_id=orders_app.client_id) == 1
     logged = run.stderr.splitlines()
-    assert f"INFO orders-service: calling {url.removesuffix('/orders')} as app " in logged[0]
+    calling = f"INFO orders-service: calling {url.removesuffix('/orders')} as app "
+    assert any(line.startswith(calling) for line in logged), logged
+    # The one token request, in aioentra's own INFO line.
+    acquired = [line for line in logged if line.startswith("INFO aioentra.provider: token for")]
+    assert len(acquired) == 1 and "no cached token; from the network" in acquired[0]
     closing = [line for line in logged if "orders-service: closed" in line]
     assert closing == [
         "INFO orders-service: closed the downstream session",

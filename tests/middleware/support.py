@@ -28,7 +28,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from aioentra import AccessToken, InvalidTokenError, RefreshPolicy
-from aioentra._flight import Fetched, Flight
+from aioentra._flight import Fetched, FetchReason, Flight
 from aioentra._validation import ClaimRules, check_claims, check_header
 from aioentra.testing import ManualClock
 
@@ -387,7 +387,7 @@ class FakeTokenSource:
     async def close(self) -> None:
         await self._flight.close()
 
-    async def _mint(self, key: tuple[str, str | None]) -> Fetched[AccessToken]:
+    async def _mint(self, key: tuple[str, str | None], reason: FetchReason) -> Fetched[AccessToken]:
         await self.gate.wait()
         await asyncio.sleep(0)
         if self.failure is not None:

@@ -73,7 +73,7 @@ async def test_the_warm_path_makes_no_redis_call(
     first = await provider.get_token(scope)
     before = commands(raw)
     for _ in range(1000):
-        assert await provider.get_token(scope) is first
+        assert await provider.get_token(scope) == first
     assert commands(raw) == before
 
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .._errors import AioEntraError, ConfigurationError, CredentialUnavailableError, fresh
-from .._flight import Clock, Fetched, Flight, SystemClock
+from .._flight import Clock, Fetched, FetchReason, Flight, SystemClock
 from .._policy import RefreshPolicy
 from .._token import MAX_LIFETIME
 from ._base import AssertionContext, Proof, ProofKind, ReloadReason
@@ -219,7 +219,7 @@ class ManagedIdentityAssertion:
         except AioEntraError as exc:
             raise fresh(exc) from None
 
-    async def _fetch(self, scope: str) -> Fetched[str]:
+    async def _fetch(self, scope: str, reason: FetchReason) -> Fetched[str]:
         """A token from ``credential=`` (the default source caches for itself)."""
         clock = self._clock
         started, wall = clock.monotonic(), clock.time()

@@ -32,7 +32,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
 from .._errors import AioEntraError, ConfigurationError, CredentialUnavailableError, fresh
-from .._flight import Clock, Fetched, Flight, Reason, SystemClock
+from .._flight import Clock, Fetched, FetchReason, Flight, SystemClock
 from .._policy import RefreshPolicy
 from .._vault import VaultAccess, vault_error
 from .._workers import WorkerPool
@@ -160,7 +160,7 @@ class _VaultCredential:
 
     # -- internals -------------------------------------------------------------------------------
 
-    async def _fetch(self, key: str) -> Fetched[_Material]:
+    async def _fetch(self, key: str, reason: FetchReason) -> Fetched[_Material]:
         try:
             material = await self._load()
         except AioEntraError as exc:
@@ -445,11 +445,11 @@ class _VaultLog:
     def __init__(self, credential: _VaultCredential) -> None:
         self._credential = credential
 
-    def fetched(self, key: str, reason: Reason, seconds: float) -> None:
+    def fetched(self, key: str, reason: FetchReason, seconds: float) -> None:
         logger.debug("%s read in %.3fs: %s", self._credential._describe(), seconds, reason.value)
 
     def failed(
-        self, key: str, reason: Reason, error: Exception, backoff: float, serving: bool
+        self, key: str, reason: FetchReason, error: Exception, backoff: float, serving: bool
     ) -> None:
         logger.warning(
             "%s: reading Key Vault failed (%s); no new read for %.0fs%s",
