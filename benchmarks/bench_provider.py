@@ -37,6 +37,7 @@ from azure.identity.aio import ClientSecretCredential
 
 import aioentra
 from aioentra import ClientSecret, TokenProvider
+from aioentra._flight import FetchReason
 from aioentra._token import TokenResponse
 from aioentra.emulator import App, Emulator, Fault
 
@@ -148,17 +149,20 @@ def aioentra_fill(provider: TokenProvider, scopes: list[str]) -> None:
     clock = provider._clock
     for scope in scopes:
         response = TokenResponse(access_token="x" * 900, expires_in=3599)
-        fetched = provider._fetched(scope, response, clock.monotonic(), clock.time())
+        fetched = provider._fetched(
+            scope, response, FetchReason.COLD, clock.monotonic(), clock.time()
+        )
         provider._flight.put(scope, fetched)
 
 
-def new_provider(emu: Emulator, app: App) -> TokenProvider:
+def new_provider(emu: Emulator, app: App, **options: Any) -> TokenProvider:
     return TokenProvider(
         ClientSecret(app.secret or ""),
         tenant_id=emu.tenant_id,
         client_id=app.client_id,
         authority=emu.base_url,
         ca_file=emu.ca_file,
+        **options,
     )
 
 
@@ -176,6 +180,16 @@ async def bench_warm(emu: Emulator, sizes: list[int], budget: float) -> list[lis
             aioentra_fill(provider, fillers)
             await provider.get_token(HIT_SCOPE)
             ours = await time_async(lambda: provider.get_token(HIT_SCOPE), budget, 20_000)
+            # OpenTelemetry is installed in this environment, not enabled: a provider without
+            # telemetry= never imports it (tests/test_package.py checks that).
+
+        # telemetry= with the OpenTelemetry API alone (no SDK): the counting warm path.
+        from aioentra.otel import OpenTelemetry
+
+        async with new_provider(emu, app, telemetry=OpenTelemetry()) as provider:
+            aioentra_fill(provider, fillers)
+            await provider.get_token(HIT_SCOPE)
+            counted = await time_async(lambda: provider.get_token(HIT_SCOPE), budget, 20_000)
 
         async with identity_credential(emu, app) as credential:
             identity_fill(credential, emu, fillers)
@@ -202,6 +216,7 @@ async def bench_warm(emu: Emulator, sizes: list[int], budget: float) -> list[lis
             [
                 f"{size:,}",
                 f"{ours:.2f}",
+                f"{counted:.2f}",
                 f"{theirs:.2f}",
                 f"{sync_msal:.2f}",
                 f"{threaded_msal:.2f}",
@@ -309,6 +324,7 @@ async def main(argv: list[str] | None = None) -> int:
                 [
                     "cached tokens",
                     "aioentra `await get_token`",
+                    "aioentra with `telemetry=OpenTelemetry()` (API only)",
                     "azure-identity aio `await get_token`",
                     "msal `acquire_token_for_client` (sync, blocks the loop)",
                     "msal via `asyncio.to_thread`",

@@ -108,6 +108,35 @@ def test_importing_aioentra_loads_no_network_stack() -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_a_provider_without_telemetry_never_imports_opentelemetry() -> None:
+    """OpenTelemetry is installed here; only ``telemetry=`` may load it (the warm path and
+    every fetch stay as they are without it)."""
+    code = """
+import asyncio, sys
+from aioentra import ClientSecret, TokenProvider
+from aioentra.emulator import Emulator
+
+async def main():
+    async with Emulator() as emu:
+        api = emu.add_api("api://otel-free")
+        app = emu.add_app("otel-free")
+        emu.grant(app, api, [])
+        async with TokenProvider(
+            ClientSecret(app.secret), tenant_id=emu.tenant_id, client_id=app.client_id,
+            authority=emu.base_url, ca_file=emu.ca_file,
+        ) as provider:
+            await provider.get_token("api://otel-free/.default")
+            provider.stats()
+    print(sorted(m for m in sys.modules if m.startswith("opentelemetry")))
+
+asyncio.run(main())
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "[]", result.stdout
+
+
 def test_user_code_type_checks_against_the_public_api(tmp_path: Path) -> None:
     """mypy --strict over tests/typing/user_code.py: the Azure SDK protocols, the keyword
     options of from_file/from_environment, the middleware's TokenSource."""

@@ -50,6 +50,9 @@ if TYPE_CHECKING:
         ThrottledError as ThrottledError,
         TokenValidationError as TokenValidationError,
     )
+    from ._flight import (
+        FetchReason as FetchReason,
+    )
     from ._managed_identity import (
         ManagedIdentityProvider as ManagedIdentityProvider,
     )
@@ -61,8 +64,20 @@ if TYPE_CHECKING:
         ProviderOptions as ProviderOptions,
         TokenProvider as TokenProvider,
     )
+    from ._stats import (
+        KeyStats as KeyStats,
+        TokenStats as TokenStats,
+    )
+    from ._telemetry import (
+        FetchEvent as FetchEvent,
+        FetchSpan as FetchSpan,
+        RequestSpan as RequestSpan,
+        Telemetry as Telemetry,
+    )
     from ._token import (
         AccessToken as AccessToken,
+        ServedFrom as ServedFrom,
+        TokenMetadata as TokenMetadata,
     )
     from ._validation import (
         Claims as Claims,
@@ -119,10 +134,13 @@ _LAZY: dict[str, str] = {
         ),
         "._errors",
     ),
+    "FetchReason": "._flight",
     "ManagedIdentityProvider": "._managed_identity",
     **dict.fromkeys(("RefreshPolicy", "RetryPolicy"), "._policy"),
     **dict.fromkeys(("ProviderOptions", "TokenProvider"), "._provider"),
-    "AccessToken": "._token",
+    **dict.fromkeys(("KeyStats", "TokenStats"), "._stats"),
+    **dict.fromkeys(("FetchEvent", "FetchSpan", "RequestSpan", "Telemetry"), "._telemetry"),
+    **dict.fromkeys(("AccessToken", "ServedFrom", "TokenMetadata"), "._token"),
     "Claims": "._validation",
     "TokenValidator": "._validator",
     **dict.fromkeys(
