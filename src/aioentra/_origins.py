@@ -24,8 +24,8 @@ from types import MappingProxyType
 
 from yarl import URL
 
-from ._authority import is_loopback_host
-from ._errors import ConfigurationError
+from ._authority import is_loopback_host, validate_scope
+from ._errors import ConfigurationError, InvalidScopeError
 
 __all__ = ["Origin", "OriginScopes", "origin_of"]
 
@@ -43,6 +43,19 @@ def origin_of(url: URL) -> Origin | None:
         return None
     port = url.port
     return (scheme, host.rstrip(".").lower(), _DEFAULT_PORTS[scheme] if port is None else port)
+
+
+def origin_from_parts(scheme: str, host: str, port: int | None) -> Origin | None:
+    """:func:`origin_of` for a URL that is not yarl's (httpx's), given as its parts.
+
+    ``host`` in its ASCII (IDNA) form, without the brackets of an IPv6 literal;
+    ``port`` ``None`` for the scheme's default. No URL object is built.
+    """
+    scheme = scheme.lower()
+    default = _DEFAULT_PORTS.get(scheme)
+    if default is None or not host:
+        return None
+    return (scheme, host.rstrip(".").lower(), default if port is None else port)
 
 
 def _render(origin: Origin) -> str:
@@ -79,6 +92,10 @@ def _parse_origin(text: str, *, what: str) -> Origin:
 class OriginScopes:
     """An immutable map from origins to the scope of the token they accept.
 
+    Each scope is checked as a token request checks it, at construction rather than at the
+    first request: one ``{resource}/.default`` scope (``"api://orders"`` is refused, with
+    the hint ``"api://orders/.default"``).
+
     Args:
         scopes: origin -> scope, e.g. ``{"https://graph.microsoft.com":
             "https://graph.microsoft.com/.default"}``.
@@ -87,9 +104,10 @@ class OriginScopes:
             mapped). Non-loopback http origins are always refused.
 
     Raises:
-        ConfigurationError: an entry is not a bare http(s) origin, has an empty
-            scope, collides with another entry after normalisation, or is a
-            plain-http origin that is not allowed.
+        ConfigurationError: an entry is not a bare http(s) origin, has a scope that is not
+            one ``{resource}/.default`` (an :class:`InvalidScopeError`), collides with
+            another entry after normalisation, or is a plain-http origin that is not
+            allowed.
     """
 
     __slots__ = ("_scopes",)
@@ -107,8 +125,7 @@ class OriginScopes:
             if not isinstance(text, str):
                 raise ConfigurationError(f"origin {text!r} is not a string")
             origin = _parse_origin(text, what="origin")
-            if not isinstance(scope, str) or not scope.strip():
-                raise ConfigurationError(f"the scope for {text!r} is empty")
+            scope = _checked_scope(text, scope)
             if parsed.get(origin, scope) != scope:
                 raise ConfigurationError(
                     f"{_render(origin)} is mapped to two different scopes",
@@ -145,6 +162,10 @@ class OriginScopes:
         origin = origin_of(url)
         return None if origin is None or origin == raw else self._scopes.get(origin)
 
+    def scope_of(self, origin: Origin | None) -> str | None:
+        """The scope mapped to a normalised origin (:func:`origin_from_parts`), if any."""
+        return None if origin is None else self._scopes.get(origin)
+
     def as_mapping(self) -> Mapping[str, str]:
         """The normalised map, ``{"https://graph.microsoft.com": scope, ...}``."""
         return MappingProxyType({_render(origin): scope for origin, scope in self._scopes.items()})
@@ -153,6 +174,21 @@ class OriginScopes:
         if getattr(self, "_scopes", None) is None:
             return "OriginScopes(<not built>)"
         return f"OriginScopes({dict(self.as_mapping())!r})"
+
+
+def _checked_scope(origin: str, scope: object) -> str:
+    """The entry's scope, validated as a client-credentials scope; errors name the origin."""
+    if not isinstance(scope, str):
+        raise InvalidScopeError(
+            f"the scope for {origin!r} must be a string, not {type(scope).__name__}",
+            hint="map each origin to one '{resource}/.default' string.",
+        )
+    try:
+        return validate_scope(scope)
+    except InvalidScopeError as error:
+        raise InvalidScopeError(
+            f"the scope for {origin!r}: {error.message}", hint=error.hint
+        ) from None
 
 
 def _allowed_http(allow_http: bool | Iterable[str], scopes: Mapping[Origin, str]) -> set[Origin]:

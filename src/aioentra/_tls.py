@@ -59,7 +59,11 @@ def checked_ssl_context(context: object, what: str) -> ssl.SSLContext:
 
 async def load_verify_context(ca_file: str | None, thread_name: str) -> ssl.SSLContext:
     """A verifying context with ``ca_file`` (or the system's trust store, ``SSL_CERT_FILE``
-    included), read once in a worker thread of our own (ended before returning)."""
+    included), read once in a worker thread of our own (ended before returning).
+
+    The variables are read by this call, when a session is opened, not when aiohttp was
+    imported (aiohttp's own default context is made then). A ``ca_file`` replaces the system's
+    store: ``SSL_CERT_FILE`` is not read with it."""
     workers = WorkerPool(1, name=thread_name)
     try:
         return await workers.run(functools.partial(ssl.create_default_context, cafile=ca_file))

@@ -18,6 +18,7 @@ from aioentra import (
     Proof,
     RefreshPolicy,
     RetryPolicy,
+    Settings,
     TokenProvider,
 )
 from aioentra.aiohttp import BearerTokenMiddleware, TokenSource, authenticated_session
@@ -46,6 +47,18 @@ def from_configuration() -> list[TokenProvider]:
         ),
         TokenProvider.from_environment({"AZURE_TENANT_ID": "t"}, trust_env=False),
     ]
+
+
+async def downstream_apis(path: str) -> int:
+    settings = Settings.from_file(path, ca_file="ca.pem")
+    todo = settings.api("TodoList")
+    scopes: dict[str, str] = dict(settings.downstream_apis)
+    async with (
+        settings.provider(max_workers=2) as provider,
+        authenticated_session(provider, settings.downstream_apis) as session,
+        session.get(todo.url) as response,
+    ):
+        return response.status + len(scopes)
 
 
 async def middleware(provider: TokenProvider) -> int:

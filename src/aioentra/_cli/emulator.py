@@ -82,6 +82,8 @@ def parse_fault(text: str) -> Fault:
 
 def describe(emu: Emulator) -> list[str]:
     """The lines telling a developer how to point clients at ``emu``."""
+    from aioentra._config import CA_FILE_VARIABLE
+
     lines = [
         f"aioentra emulator listening on {emu.base_url}",
         f"tenant_id={emu.tenant_id}",
@@ -90,11 +92,17 @@ def describe(emu: Emulator) -> list[str]:
         f"token_endpoint={emu.token_endpoint}",
         f"ca_file={emu.ca_file}",
         "",
-        "# trust the emulator CA per client (verify= / connection_verify= / ca_file=), or",
-        "# process-wide with a bundle that keeps the public CAs (a bare CA file as",
-        "# SSL_CERT_FILE would replace them, and it is deleted when the emulator stops):",
+        "# trust the emulator CA per client (verify= / connection_verify= / ca_file=), or by",
+        "# variable. aioentra's from_environment()/from_file() read AIOENTRA_CA_FILE (it",
+        "# replaces the system CAs for aioentra's own connections only):",
+        f"export {CA_FILE_VARIABLE}={emu.ca_file}",
+        "# requests (msal, azure-identity sync) reads REQUESTS_CA_BUNDLE, not SSL_CERT_FILE;",
+        "# Python's default trust (aioentra without a CA option, httpx, aiohttp when imported)",
+        "# reads SSL_CERT_FILE. Both replace the public CAs: give them a bundle that keeps",
+        "# them (the CA file is deleted when the emulator stops):",
         f'#   cat "$(python -m certifi)" {emu.ca_file} > emulator-bundle.pem',
         "export REQUESTS_CA_BUNDLE=$PWD/emulator-bundle.pem",
+        "#   export SSL_CERT_FILE=$PWD/emulator-bundle.pem",
         f"export AZURE_AUTHORITY_HOST={emu.base_url}",
         "# msal: ConfidentialClientApplication(client_id, client_credential=secret,",
         f"#     authority='{emu.authority}', instance_discovery=False)",
@@ -111,8 +119,11 @@ def describe(emu: Emulator) -> list[str]:
 
 
 def describe_json(emu: Emulator, apps: list[App]) -> dict[str, Any]:
-    """The banner as one JSON document: addresses, the CA file, the variables to export, and
-    the registered apps (with their secrets, as the text banner prints them)."""
+    """The banner as one JSON document: addresses, the CA file, the variables to export
+    (``AIOENTRA_CA_FILE`` among them: aioentra's factories then trust the emulator), and the
+    registered apps (with their secrets, as the text banner prints them)."""
+    from aioentra._config import CA_FILE_VARIABLE
+
     return {
         "base_url": emu.base_url,
         "tenant_id": emu.tenant_id,
@@ -122,6 +133,7 @@ def describe_json(emu: Emulator, apps: list[App]) -> dict[str, Any]:
         "ca_file": emu.ca_file,
         "vault_url": emu.vault.url,
         "environment": {
+            CA_FILE_VARIABLE: emu.ca_file,
             "AZURE_AUTHORITY_HOST": emu.base_url,
             "AZURE_TENANT_ID": emu.tenant_id,
             "IDENTITY_ENDPOINT": emu.managed_identity.endpoint,
