@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         AzureCredential as AzureCredential,
     )
     from ._config import (
+        DownstreamApi as DownstreamApi,
         Settings as Settings,
     )
     from ._errors import (
@@ -111,7 +112,7 @@ _LAZY: dict[str, str] = {
         ("AZURE_CHINA", "AZURE_GOVERNMENT", "AZURE_PUBLIC_CLOUD", "validate_scope"), "._authority"
     ),
     "AzureCredential": "._azure",
-    "Settings": "._config",
+    **dict.fromkeys(("DownstreamApi", "Settings"), "._config"),
     **dict.fromkeys(
         (
             "AioEntraError",

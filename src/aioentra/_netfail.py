@@ -40,8 +40,9 @@ _CLOCK_HINT = (
     "expired or not yet valid), or the server's certificate dates."
 )
 _TRUST_HINT = (
-    "the server's certificate is not trusted: pass ca_file= (or ssl_context=) for a test "
-    "server, or fix the proxy's certificate chain. Verification is never turned off."
+    "the server's certificate is not trusted: trust its CA with ca_file= (or ssl_context=), "
+    "AIOENTRA_CA_FILE or AzureAd.CaFile for a test server, or fix the proxy's certificate "
+    "chain. Verification is never turned off."
 )
 
 

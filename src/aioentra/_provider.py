@@ -45,7 +45,10 @@ logger = logging.getLogger("aioentra.provider")
 
 
 class ProviderOptions(TypedDict, total=False):
-    """The keyword options of :class:`TokenProvider` that configuration files do not set."""
+    """The keyword options of :class:`TokenProvider` besides who the app is and its
+    credential: what ``from_environment``, ``from_file`` and ``Settings.provider`` pass on,
+    typed so a typo fails type checking. (``ca_file`` given here beats the file's
+    ``AzureAd.CaFile`` and ``AIOENTRA_CA_FILE``.)"""
 
     ca_file: str | None
     ssl_context: ssl.SSLContext | None
@@ -231,8 +234,10 @@ class TokenProvider(TokenSourceBase):
     ) -> TokenProvider:
         """Build from azure-identity's variables (``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID``, ...).
 
-        ``options`` are the provider's other keyword arguments. (None of the credentials the
-        environment describes reads Key Vault, so ``ca_file`` is the token endpoint's only.)"""
+        ``options`` are the provider's other keyword arguments. The token endpoint's CA trust
+        is ``ca_file`` if given, else ``AIOENTRA_CA_FILE``, else the system's trust store
+        (which honours ``SSL_CERT_FILE``). (None of the credentials the environment describes
+        reads Key Vault, so ``ca_file`` is the token endpoint's only.)"""
         from ._config import Settings
 
         return Settings.from_environment(environ).provider(**options)
@@ -244,7 +249,9 @@ class TokenProvider(TokenSourceBase):
     ) -> TokenProvider:
         """Build from msal's ``parameters.json`` or a .NET ``appsettings.json`` (``AzureAd``).
 
-        ``options`` are the provider's other keyword arguments. ``ca_file`` (or
+        ``options`` are the provider's other keyword arguments. The CA trust is ``ca_file``
+        (or ``ssl_context``) if given, else the file's ``AzureAd.CaFile``, else
+        ``AIOENTRA_CA_FILE``, else the system's trust store. ``ca_file`` (or
         ``ssl_context``) is also the TLS trust of the Key Vault credentials the file describes
         (``ClientCredentials`` of SourceType ``KeyVault``): one option for a local vault and
         identity provider. For a vault with other trust than the token endpoint, build with

@@ -16,7 +16,7 @@ import logging
 import math
 import ssl
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypedDict
 
 import aiohttp
 import jwt
@@ -44,7 +44,7 @@ from ._validation import (
     jose_header,
 )
 
-__all__ = ["TokenValidator"]
+__all__ = ["TokenValidator", "ValidatorOptions"]
 
 logger = logging.getLogger("aioentra.validation")
 
@@ -58,6 +58,25 @@ _DECODE_OPTIONS: Any = {
     "verify_iat": False,
     "require": [],
 }
+
+
+class ValidatorOptions(TypedDict, total=False):
+    """The keyword options of :class:`TokenValidator` beyond who issues the tokens and for
+    whom (``audience``, ``authority``, ``tenant_id``, ``oidc_authority``): what
+    :func:`aioentra.aiohttp.web.token_validation` passes on, typed so a typo fails."""
+
+    tenants: Iterable[str] | None
+    algorithms: Iterable[str]
+    leeway: float
+    app_only: bool
+    ca_file: str | None
+    ssl_context: ssl.SSLContext | None
+    session: aiohttp.ClientSession | None
+    refresh_interval: float
+    unknown_key_interval: float
+    timeout: float
+    cache_size: int
+    clock: Clock | None
 
 
 class TokenValidator:

@@ -7,6 +7,8 @@ Checked by tests/typing/test_typed_factories.py, never run. A line whose comment
 from __future__ import annotations
 
 from aioentra import ManagedIdentityProvider, Settings, TokenProvider
+from aioentra.aiohttp.web import token_validation
+from aioentra.otel import OpenTelemetry
 
 
 def typos(settings: Settings) -> None:
@@ -20,6 +22,9 @@ def typos(settings: Settings) -> None:
     settings.provider(allow_insecure_http="yes")  # E: "allow_insecure_http"
     TokenProvider(settings.credential, client_id="c", tenant="t")  # E: "tenant"
     ManagedIdentityProvider(clientid="c")  # E: "clientid"
+    token_validation(audience="api://a", authority="https://x", leway=5)  # E: "leway"
+    token_validation(audience="api://a", authority="https://x", app_only="no")  # E: "app_only"
+    TokenProvider.from_environment(telemetry=object())  # E: "telemetry"
 
 
 def fine(settings: Settings) -> None:
@@ -27,3 +32,5 @@ def fine(settings: Settings) -> None:
     TokenProvider.from_environment(trust_env=False)
     Settings.from_file("appsettings.json", ca_file="ca.pem").provider(ca_file=None)
     settings.provider(allow_insecure_http=True)
+    token_validation(audience="api://a", authority="https://x", leeway=5, ca_file="ca.pem")
+    TokenProvider.from_environment(telemetry=OpenTelemetry())

@@ -39,7 +39,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from aiohttp import hdrs, web
 
@@ -51,6 +51,11 @@ from .._errors import (
 )
 from .._validation import Claims, missing_roles
 from .._validator import TokenValidator
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .._validator import ValidatorOptions
 
 __all__ = [
     "CLAIMS_KEY",
@@ -157,7 +162,7 @@ def token_validation(
     authority: str | None = None,
     tenant_id: str | None = None,
     oidc_authority: str | None = None,
-    **options: Any,
+    **options: Unpack[ValidatorOptions],
 ) -> TokenValidation:
     """The middleware for an API: see :class:`~aioentra.TokenValidator` for every option
     (``tenants``, ``algorithms``, ``leeway``, ``app_only``, ``ca_file``, ...)."""

@@ -451,12 +451,34 @@ class _VaultLog:
     def failed(
         self, key: str, reason: FetchReason, error: Exception, backoff: float, serving: bool
     ) -> None:
+        code = getattr(error, "code", None) or getattr(error, "error", None) or type(error).__name__
+        correlation = getattr(error, "correlation_id", None)
+        hint = getattr(error, "hint", None)
+        if serving:
+            action = (
+                f"version {self._credential.version} keeps serving; a call after {backoff:.0f}s "
+                "reads the vault again"
+            )
+        else:
+            action = f"callers get this error until a call after {backoff:.0f}s reads again"
+        if not getattr(error, "retryable", False) and hint:
+            action += f"; to fix it: {hint}"
         logger.warning(
-            "%s: reading Key Vault failed (%s); no new read for %.0fs%s",
+            "%s: reading Key Vault failed (%s): %s%s; %s",
             self._credential._describe(),
-            getattr(error, "code", None) or type(error).__name__,
-            backoff,
-            f", version {self._credential.version} keeps serving" if serving else "",
+            reason.description,
+            code,
+            f", correlation id {correlation}" if correlation else "",
+            action,
+            extra={
+                "aioentra": {
+                    "event": "keyvault_read_failed",
+                    "error_code": code,
+                    "correlation_id": correlation,
+                    "retry_in": backoff,
+                    "serving": serving,
+                }
+            },
         )
 
 

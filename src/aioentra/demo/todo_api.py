@@ -24,12 +24,17 @@ import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from .._errors import ConfigurationError
 from ..aiohttp.web import TokenValidation, request_claims, require_roles, token_validation
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .._validator import ValidatorOptions
 
 __all__ = ["ApiSettings", "create_app"]
 
@@ -80,7 +85,7 @@ class ApiSettings:
             write_roles=_roles(permissions, "Write", WRITE_ROLES, path),
         )
 
-    def validation(self, **options: Any) -> TokenValidation:
+    def validation(self, **options: Unpack[ValidatorOptions]) -> TokenValidation:
         """The token-validation middleware for these settings (``options``: ``ca_file``...)."""
         return token_validation(
             authority=self.instance, tenant_id=self.tenant_id, audience=self.client_id, **options
