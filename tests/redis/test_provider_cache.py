@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from cache_support import RedisServer
 
-from aioentra import ClientSecret, TokenProvider
+from aioentra import ClientSecret, ServedFrom, TokenProvider
 from aioentra._config import Settings
 from aioentra.emulator import Api, App, Emulator
 from aioentra.redis import RedisCache
@@ -85,9 +85,16 @@ async def test_replicas_share_one_token_and_redis_holds_no_readable_token(
     raw: Any,
     prefix: str,
 ) -> None:
-    tokens = [await make().get_token(scope) for _ in range(5)]
+    replicas = [make() for _ in range(5)]
+    tokens = [await replica.get_token(scope) for replica in replicas]
     assert len({t.token for t in tokens}) == 1
     assert token_requests(aioentra_isolated, aioentra_app, scope) == 1
+    # Each token says where it came from, and so do the replicas' stats.
+    sources = [t.metadata.source if t.metadata else None for t in tokens]
+    assert sources == [ServedFrom.NETWORK] + [ServedFrom.SHARED_CACHE] * 4
+    assert [r.stats().shared_cache_hits for r in replicas] == [0, 1, 1, 1, 1]
+    again = await replicas[1].get_token(scope)
+    assert again.metadata is not None and again.metadata.source is ServedFrom.MEMORY
     stored = [raw.get(name) for name in raw.scan_iter(match=f"{prefix}:token:*")]
     assert len(stored) == 1
     assert tokens[0].token.encode() not in stored[0]
