@@ -27,7 +27,7 @@ import inspect
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, TypeVar
 
 import msal
@@ -130,6 +130,11 @@ class MsalEngine:
             loop=self._loop,
             deadline=deadline,
             what=f"{scope} (client {self._client_id}, tenant {tenant or self._authority.tenant})",
+            fields={
+                "scope": scope,
+                "client_id": self._client_id,
+                "tenant_id": tenant or self._authority.tenant,
+            },
         )
 
     async def _attempt(
@@ -260,11 +265,14 @@ async def with_retries(
     loop: asyncio.AbstractEventLoop,
     deadline: float,
     what: str,
+    fields: Mapping[str, object],
 ) -> T:
     """``attempt()`` until it succeeds, fails for good, or the policy or deadline ends it.
 
-    A retryable error is tried again after the policy's backoff, or the server's
-    ``Retry-After`` when it fits; the wait happens here, on the loop, never in a thread.
+    ``what`` names the token in the text of the retry WARNING; ``fields`` (``scope``,
+    ``client_id``, ``tenant_id``) go into its structured ``aioentra`` mapping. A retryable
+    error is tried again after the policy's backoff, or the server's ``Retry-After`` when it
+    fits; the wait happens here, on the loop, never in a thread.
     """
     number = 0
     while True:
@@ -292,6 +300,7 @@ async def with_retries(
                 extra={
                     "aioentra": {
                         "event": "token_attempt_failed",
+                        **fields,
                         "attempt": number,
                         "max_attempts": policy.max_attempts,
                         "error_code": error_code(error),

@@ -182,6 +182,7 @@ _DESCRIPTIONS = {
     FetchReason.RENEWAL: "the resource rejected the cached token",
 }
 
+
 @dataclass(frozen=True)
 class Fetched(Generic[V]):
     """What a fetch produced: the value and its monotonic due times."""
@@ -305,6 +306,9 @@ class Flight(Generic[K, V]):
         self.slots: dict[K, Slot[V]] = {}
         """Slots by key; owners' warm paths read them directly."""
         self._renewed: dict[Hashable, float] = {}
+        self.hits = 0
+        """Calls :meth:`get` and :meth:`renew` answered with a stored value, without a fetch
+        (owners' warm paths, which read :attr:`slots` themselves, count their own)."""
         self._closed = False
 
     # -- reading --------------------------------------------------------------------------------
@@ -315,6 +319,10 @@ class Flight(Generic[K, V]):
         if slot is None or self._clock.monotonic() >= slot.usable_until:
             return None
         return slot.value
+
+    def renewal_due(self, budget: Hashable) -> float:
+        """When (monotonic) a renewal spending ``budget`` may fetch again; past values mean now."""
+        return self._renewed.get(budget, _NEVER) + self._policy.renewal_interval
 
     def in_flight(self, key: K) -> bool:
         slot = self.slots.get(key)
@@ -332,6 +340,7 @@ class Flight(Generic[K, V]):
         if usable and not force:
             if now >= slot.fresh_until and slot.task is None and now >= slot.retry_at:
                 self._start(key, slot, FetchReason.AHEAD)
+            self.hits += 1
             return slot.value
         task = slot.task
         if task is None:
@@ -367,6 +376,7 @@ class Flight(Generic[K, V]):
         now = self._clock.monotonic()
         usable = now < slot.usable_until
         if usable and (rejected is None or not self._same(slot.value, rejected)):
+            self.hits += 1
             return slot.value
         if slot.task is not None:
             return await self._wait(slot.task)
@@ -376,6 +386,7 @@ class Flight(Generic[K, V]):
         last = self._renewed.get(spent, _NEVER)
         if now < last + self._policy.renewal_interval:
             if usable:
+                self.hits += 1
                 return slot.value
             if fallback is not None:
                 return await self.get(fallback)

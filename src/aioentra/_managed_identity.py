@@ -190,6 +190,9 @@ class _ManagedIdentityEngine:
             loop=self._loop,
             deadline=deadline,
             what=f"{scope} (managed identity)",
+            fields=dict(
+                zip(("scope", "client_id", "tenant_id"), (scope, *source._describe()), strict=True)
+            ),
         )
 
     def _acquire_blocking(self, resource: str, deadline: float) -> TokenResponse:

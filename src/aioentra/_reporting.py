@@ -10,9 +10,10 @@ structured logging::
           1f0e...; callers get this error until a call after 2.0s sends a new request; to fix
           it: the client secret is wrong or expired...
 
-What a failure line says happens next is what the cell does (see :mod:`aioentra._flight`):
-nothing is retried on its own. Within the back-off, callers get the error (or the cached token
-while it is usable); the first call after it sends one new request.
+What a failure line says happens next is what the cell does (see :mod:`aioentra._flight` and
+:func:`next_action`): nothing is retried on its own. Within the back-off, callers get the error
+(or the cached token while it is usable); the first call after it that needs a new token sends
+one new request -- a renewal or a claims call only once the renewal limit lets it.
 
 No field is a secret: scopes, ids, codes, counts and times only.
 """
@@ -85,6 +86,8 @@ def failed(
     duration: float,
     backoff: float,
     serving_for: float | None,
+    fresh_for: float | None = None,
+    renewal_in: float | None = None,
 ) -> None:
     """WARNING: a fetch failed; says the codes and what happens next."""
     correlation = getattr(error, "correlation_id", None)
@@ -95,6 +98,9 @@ def failed(
         backoff=backoff,
         serving_for=serving_for,
         hint=hint if isinstance(hint, str) else None,
+        reason=reason,
+        fresh_for=fresh_for,
+        renewal_in=renewal_in,
     )
     fields: dict[str, Any] = {
         "event": "token_failed",
@@ -126,28 +132,70 @@ def failed(
 
 
 def next_action(
-    *, retryable: bool, backoff: float, serving_for: float | None, hint: str | None
+    *,
+    retryable: bool,
+    backoff: float,
+    serving_for: float | None,
+    hint: str | None,
+    reason: FetchReason = FetchReason.COLD,
+    fresh_for: float | None = None,
+    renewal_in: float | None = None,
 ) -> str:
-    """What the source does after a failed fetch, in words (a pure function of the facts).
+    """What the source does after a failed fetch, in words: a pure function of the cell's state.
 
-    ================  ===========================  ===============================================
-    retryable         serving the cached token     says
-    ================  ===========================  ===============================================
-    yes               yes                          serving the cached token (valid for N s more);
-                                                   a call after B s starts a new refresh
-    yes               no                           callers get this error until a call after B s
-                                                   sends a new request
-    no                either                       as above, and "to fix it: <hint>", since the
-                                                   same request will fail the same way
-    ================  ===========================  ===============================================
+    Args:
+        backoff: seconds before the key may fetch again (``retry_at``).
+        serving_for: seconds the cached token is still served (to ``usable_until``), or
+            ``None`` when callers wait for a new one.
+        fresh_for: seconds until the cached token's refresh time, if still ahead: plain calls
+            start no refresh before it.
+        renewal_in: seconds until the renewal limit (``renewal_interval``) lets a renewal or a
+            claims answer go out again, when that is what the next one waits for.
 
-    Nothing is retried by itself: the next request waits for a caller.
+    ====================  =====================================================================
+    state                 says
+    ====================  =====================================================================
+    renewal limit ahead   a renewal (claims call) after R s sends a request; until then
+                          callers get the error for B s, then the current (plain) token
+    cached, still fresh   served; refreshed at its refresh time, or by a forced call after B s
+    cached                served for S s; a call after B s starts a refresh (and from S s to
+                          B s, if S < B, callers get the error)
+    nothing usable        callers get the error until a call after B s sends a request
+    ====================  =====================================================================
+
+    A failure the same request cannot fix adds "the same request fails the same way until the
+    cause is fixed" and the hint. Nothing is retried by itself: the next request waits for a
+    caller.
     """
-    if serving_for is not None:
+    if renewal_in is not None and renewal_in > backoff:
+        if reason is FetchReason.CLAIMS:
+            text = (
+                f"a claims call after {renewal_in:.1f}s sends a new request (one claims "
+                f"answer per renewal_interval); until then calls with these claims get this "
+                f"error for {backoff:.1f}s, then the plain token"
+            )
+        else:
+            text = (
+                f"a renewal after {renewal_in:.1f}s sends a new request (one per "
+                f"renewal_interval); until then renew_token gets this error for {backoff:.1f}s, "
+                "then the current token"
+            )
+            if serving_for is not None:
+                text += f", which get_token keeps serving for another {max(0.0, serving_for):.0f}s"
+    elif serving_for is not None and fresh_for is not None and fresh_for > 0:
         text = (
-            f"serving the cached token (valid for another {max(0.0, serving_for):.0f}s); "
-            f"a call after {backoff:.1f}s starts a new refresh"
+            f"serving the cached token for another {max(0.0, serving_for):.0f}s; it is "
+            f"refreshed at its refresh time in {fresh_for:.0f}s, or by a forced call after "
+            f"{backoff:.1f}s"
         )
+    elif serving_for is not None:
+        left = max(0.0, serving_for)
+        text = (
+            f"serving the cached token for another {left:.0f}s; a call after {backoff:.1f}s "
+            "starts a new refresh"
+        )
+        if left < backoff:
+            text += f" (from {left:.0f}s to {backoff:.1f}s callers get this error)"
     else:
         text = f"callers get this error until a call after {backoff:.1f}s sends a new request"
     if not retryable:

@@ -44,6 +44,7 @@ from ._errors import (
 )
 from ._flight import Clock, Fetched, FetchReason, Flight, SystemClock
 from ._policy import RefreshPolicy, RetryPolicy
+from ._recursion import ACQUIRING
 from ._stats import KeyRecord, KeyStats, TokenStats, error_code
 from ._telemetry import NO_TELEMETRY, FetchEvent, Guarded, Telemetry
 from ._tls import checked_session
@@ -339,7 +340,9 @@ class TokenSourceBase:
             client_id=client,
             tenant_id=own_tenant,
             keys=tuple(keys),
-            memory_hits=self._hits if type(self) in _INSTRUMENTED.values() else None,
+            memory_hits=(
+                self._hits + self._flight.hits if type(self) in _INSTRUMENTED.values() else None
+            ),
         )
 
     def as_azure_credential(self) -> AzureCredential:
@@ -506,6 +509,12 @@ class TokenSourceBase:
         clock = self._clock
         started = record.started = clock.monotonic()
         wall = clock.time()
+        # This task is this source's fetch: a request its credential sends through a client
+        # authenticated by this same source goes out without a token rather than waiting for
+        # this fetch (whoever the first caller was). The task's own context: reset not needed.
+        acquiring = ACQUIRING.get()
+        if self not in acquiring:
+            ACQUIRING.set((*acquiring, self))
         with self._telemetry.fetch_span(
             scope=scope, tenant_id=tenant or own_tenant, client_id=client, reason=reason
         ) as span:
@@ -636,13 +645,15 @@ def _make_instrumented(cls: type[TokenSourceBase]) -> type[TokenSourceBase]:
         return await self._get_token(scope, claims, tenant_id, force_refresh, None)
 
     get_token.__doc__ = cls.get_token.__doc__
-    namespace = {
+    namespace: dict[str, Any] = {
         "__slots__": (),
-        "get_token": get_token,
         "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,
         "__doc__": cls.__doc__,
     }
+    # A subclass with a get_token of its own keeps it (its hits are counted by the cell only).
+    if cls.get_token is TokenSourceBase.get_token:
+        namespace["get_token"] = get_token
     return type(cls.__name__, (cls,), namespace)
 
 
@@ -669,12 +680,19 @@ class _Observer:
         if record is None:
             record = source._records[key] = KeyRecord()
         record.failed(reason, error)
-        slot = source._flight.slots.get(key)
-        clock = source._clock
-        duration = clock.monotonic() - record.started
-        left = None
-        if serving and slot is not None and slot.generation:
-            left = slot.value.expires_on - clock.time()
+        flight = source._flight
+        slot = flight.slots.get(key)
+        now = source._clock.monotonic()
+        duration = now - record.started
+        # What the cell will do next, read off its state (see _reporting.next_action).
+        serving_for = fresh_for = renewal_in = None
+        if serving and slot is not None:
+            serving_for = slot.usable_until - now
+            fresh_for = slot.fresh_until - now if slot.fresh_until > now else None
+        if reason is FetchReason.RENEWAL and serving:
+            renewal_in = flight.renewal_due(key) - now
+        elif reason is FetchReason.CLAIMS and not serving:
+            renewal_in = flight.renewal_due(("claims", _key(scope, tenant, None))) - now
         code = error_code(error)
         reporting.failed(
             scope=scope,
@@ -686,7 +704,9 @@ class _Observer:
             code=code,
             duration=duration,
             backoff=backoff,
-            serving_for=left,
+            serving_for=serving_for,
+            fresh_for=fresh_for,
+            renewal_in=renewal_in,
         )
         source._telemetry.call(
             "fetch_ended",

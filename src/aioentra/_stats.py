@@ -2,12 +2,15 @@
 
 Counters are kept per key (scope, tenant, claims) off the warm path: a fetch updates them when
 it ends, on the event loop. Memory hits are the one figure the warm path would have to count
-itself, so they are counted only by a source built with ``telemetry=`` (whose warm path is a
-counting variant); otherwise :attr:`TokenStats.memory_hits` is ``None``.
+itself, so they are counted only by a source built with ``telemetry=`` or ``clock=`` (whose
+warm path is a counting variant); otherwise :attr:`TokenStats.memory_hits` is ``None``. Answers
+from memory off the warm path (``renew_token`` with a newer token, a claims call answered by
+the cached claims token) are counted by the cache itself.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from ._flight import FetchReason
@@ -32,8 +35,9 @@ class KeyStats:
     in_flight: bool
     """Whether a fetch for the key is running."""
     requests: int
-    """Fetches started for the key: each is one token request (with its retries), or a read
-    of the shared cache when one is configured."""
+    """Fetches for the key that ended (succeeded or failed; one in flight is not counted yet):
+    each is one token request (with its retries), or a read of the shared cache when one is
+    configured."""
     shared_cache_hits: int
     """Fetches the shared cache answered with another process's token (no request sent)."""
     failures: int
@@ -131,13 +135,19 @@ class KeyRecord:
         self.correlation_id = correlation if isinstance(correlation, str) else None
 
 
+_CODE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
 def error_code(error: BaseException) -> str:
     """A failure's code for logs, stats and metrics: ``invalid_client (AADSTS7000215)``,
-    ``invalid_client``, or the error's class name when no server said anything."""
-    code = getattr(error, "error", None)
-    codes = getattr(error, "error_codes", ())
-    if not isinstance(code, str) or not code:
+    ``invalid_client``, a Key Vault code (``SecretNotFound``), or the error's class name when
+    no server said anything. A server's code is used only when it looks like one (letters,
+    digits, ``_.-``, at most 64 characters), so that a metric attribute made of it stays
+    low-cardinality and a message can't pass for a code."""
+    code = getattr(error, "error", None) or getattr(error, "code", None)
+    if not isinstance(code, str) or _CODE.fullmatch(code) is None:
         return type(error).__name__
-    if codes:
+    codes = getattr(error, "error_codes", ())
+    if codes and isinstance(codes[0], int):
         return f"{code} (AADSTS{codes[0]})"
     return code

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -123,14 +124,17 @@ NO_TELEMETRY = Telemetry()
 """What a source without ``telemetry=`` reports to."""
 
 
+_REPORTED: weakref.WeakSet[Telemetry] = weakref.WeakSet()
+"""Telemetry objects whose failure was logged: once per object, however many sources use it."""
+
+
 class Guarded:
     """Calls a telemetry's hooks so that one that raises is logged (once) and ignored."""
 
-    __slots__ = ("_failed", "telemetry")
+    __slots__ = ("telemetry",)
 
     def __init__(self, telemetry: Telemetry) -> None:
         self.telemetry = telemetry
-        self._failed = False
 
     @property
     def enabled(self) -> bool:
@@ -189,8 +193,8 @@ class Guarded:
             self._report("a span", exc)
 
     def _report(self, hook: str, exc: Exception) -> None:
-        if not self._failed:
-            self._failed = True
+        if self.telemetry not in _REPORTED:
+            _REPORTED.add(self.telemetry)
             logger.warning(
                 "telemetry %r failed in %s (%s); its later failures are not logged",
                 type(self.telemetry).__name__,
@@ -209,11 +213,12 @@ class _Safe:
         self._guard = guard
 
     def __getattr__(self, name: str) -> Any:
-        method = getattr(self._span, name)
-
         def call(*args: Any) -> None:
             try:
-                method(*args)
+                # A handle without the method (a hook that yields nothing) is told nothing.
+                method = getattr(self._span, name, None)
+                if method is not None:
+                    method(*args)
             except Exception as exc:
                 self._guard._report(f"span.{name}", exc)
 

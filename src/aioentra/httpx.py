@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Generator, Iterable, Mapping
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 try:
@@ -49,6 +48,7 @@ except ImportError:  # pragma: no cover - exercised in a subprocess without http
 from ._challenge import Challenge, Retry, decide, parse_bearer_challenge
 from ._errors import ConfigurationError
 from ._origins import Origin, OriginScopes, origin_from_parts
+from ._recursion import ACQUIRING, acquire
 from ._token import AccessToken
 
 if TYPE_CHECKING:
@@ -58,10 +58,6 @@ __all__ = ["BearerTokenAuth", "authenticated_client", "is_replayable"]
 
 _log = logging.getLogger("aioentra.httpx")
 
-# Set while this task awaits the token source: a request made from inside the source
-# through a client that runs this auth goes out without a token instead of asking the
-# source again, forever. (The aiohttp middleware has a guard of its own.)
-_acquiring: ContextVar[bool] = ContextVar("aioentra_httpx_acquiring_token", default=False)
 
 _MULTIPART: tuple[type, ...] = ()
 try:  # httpx's multipart stream is not public; without it multipart counts as one-shot
@@ -182,10 +178,13 @@ class BearerTokenAuth(httpx.Auth):
         asked. It gets back the last hop's response, whose ``.request`` is that hop.
         """
         scope = self._origins.scope_of(_origin(request.url))
-        if scope is None or _acquiring.get():
+        # A request made from inside this source's own fetch goes out without a token,
+        # instead of asking the source again, forever (aioentra._recursion; the guard is
+        # shared with the aiohttp middleware).
+        if scope is None or self._source in ACQUIRING.get():
             yield request
             return
-        token = await _acquire(self._source.get_token(scope))
+        token = await acquire(self._source, self._source.get_token(scope))
         renewed: set[Origin] = set()  # origins whose rejected token was replaced
         introduced: set[Origin] = set()  # redirect targets sent their first token
         while True:
@@ -219,10 +218,11 @@ class BearerTokenAuth(httpx.Auth):
                 _not_retried(hop, verdict.challenge, "the request body cannot be sent twice")
                 return
             (renewed if carried else introduced).add(origin)
-            token = await _acquire(
+            token = await acquire(
+                self._source,
                 self._answer(
                     hop_scope, verdict.retry, verdict.challenge, token if carried else None
-                )
+                ),
             )
             scope, request = hop_scope, hop
 
@@ -249,15 +249,6 @@ class BearerTokenAuth(httpx.Auth):
 def _origin(url: httpx.URL) -> Origin | None:
     """The normalised origin of an httpx URL (already lower-cased, IDNA in ``raw_host``)."""
     return origin_from_parts(url.scheme, url.raw_host.decode("ascii"), url.port)
-
-
-async def _acquire(pending: Awaitable[AccessToken]) -> AccessToken:
-    """Await the token source with the recursion guard up."""
-    guard = _acquiring.set(True)
-    try:
-        return await pending
-    finally:
-        _acquiring.reset(guard)
 
 
 def _drop(headers: httpx.Headers, value: str) -> None:

@@ -105,7 +105,7 @@ async def test_a_failed_refresh_ahead_says_the_cached_token_is_served(
         await _settle(provider)
     (record,) = _records(caplog, "token_failed")
     message = record.getMessage()
-    assert "refresh-ahead" in message and "serving the cached token (valid for another" in message
+    assert "refresh-ahead" in message and "serving the cached token for another" in message
     assert "a call after" in message and "starts a new refresh" in message
     assert "fails the same way" not in message  # a 503 is worth asking again
     assert record.aioentra["serving"] is True  # type: ignore[attr-defined]
@@ -115,11 +115,11 @@ async def test_a_failed_refresh_ahead_says_the_cached_token_is_served(
 @pytest.mark.parametrize(
     ("retryable", "serving_for", "hint", "expected"),
     [
-        (True, 61.4, None, "serving the cached token (valid for another 61s); a call after 2.0s"),
+        (True, 61.4, None, "serving the cached token for another 61s; a call after 2.0s starts"),
         (True, None, None, "callers get this error until a call after 2.0s sends a new request"),
         (False, None, "fix it", "sends a new request; the same request fails the same way "),
         (False, 10.0, "fix it", "until the cause is fixed: fix it"),
-        (True, -3.0, None, "valid for another 0s"),
+        (True, -3.0, None, "for another 0s; a call after 2.0s starts a new refresh (from 0s"),
     ],
 )
 def test_next_action_says_what_the_source_does(

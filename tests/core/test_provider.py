@@ -130,7 +130,7 @@ async def test_outage_while_the_token_is_valid_is_invisible_to_callers(
                         await asyncio.shield(task)
         # One background refresh, three attempts, then the key backs off.
         assert token_requests(emulator, app) == 1 + 3
-        assert "serving the cached token (valid for another" in caplog.text
+        assert "serving the cached token for another" in caplog.text
         assert token.token not in caplog.text
 
 

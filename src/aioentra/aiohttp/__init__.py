@@ -27,8 +27,7 @@ an origin that is not mapped to its scope, whatever redirects say.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Iterable, Mapping
-from contextvars import ContextVar
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, Protocol
 
 import aiohttp
@@ -38,16 +37,12 @@ from aiohttp.payload import AsyncIterablePayload, Payload
 
 from .._challenge import Challenge, Retry, decide, parse_bearer_challenge
 from .._origins import OriginScopes
+from .._recursion import ACQUIRING, acquire
 from .._token import AccessToken
 
 __all__ = ["BearerTokenMiddleware", "TokenSource", "authenticated_session", "is_replayable"]
 
 _log = logging.getLogger("aioentra.aiohttp")
-
-# Set while this task awaits the token source: a request made from inside the
-# source through a session that runs this middleware goes out without a token
-# instead of asking the source again, forever.
-_acquiring: ContextVar[bool] = ContextVar("aioentra_acquiring_token", default=False)
 
 
 class TokenSource(Protocol):
@@ -131,13 +126,16 @@ class BearerTokenMiddleware:
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
         scope = self._origins.scope_for(request.url)
-        if scope is None or _acquiring.get():
+        # A request made from inside this source's own fetch goes out without a token,
+        # instead of asking the source again, forever (aioentra._recursion).
+        acquiring = ACQUIRING.get()
+        if scope is None or self._source in acquiring:
             return await handler(request)
-        guard = _acquiring.set(True)
+        guard = ACQUIRING.set((*acquiring, self._source))
         try:
             token = await self._source.get_token(scope)
         finally:
-            _acquiring.reset(guard)
+            ACQUIRING.reset(guard)
         # _send(), inlined: this is the path every request takes.
         request.headers[hdrs.AUTHORIZATION] = token.authorization
         try:
@@ -171,23 +169,17 @@ class BearerTokenMiddleware:
         await request.close()
         if decision is Retry.CLAIMS:
             assert challenge is not None  # CLAIMS is decided from a Bearer challenge
-            token = await self._acquire(self._source.get_token(scope, claims=challenge.claims))
+            token = await acquire(
+                self._source, self._source.get_token(scope, claims=challenge.claims)
+            )
         else:
-            token = await self._acquire(self._source.renew_token(scope, rejected=rejected))
+            renewed = self._source.renew_token(scope, rejected=rejected)
+            token = await acquire(self._source, renewed)
         retried = await _send(request, handler, token)
         if retried.status == 401:
             again = parse_bearer_challenge(retried.headers.getall(hdrs.WWW_AUTHENTICATE, []))
             _not_retried(request, again, "the new token was rejected too")
         return retried
-
-    @staticmethod
-    async def _acquire(pending: Awaitable[AccessToken]) -> AccessToken:
-        """Await the token source with the recursion guard up."""
-        guard = _acquiring.set(True)
-        try:
-            return await pending
-        finally:
-            _acquiring.reset(guard)
 
 
 async def _send(

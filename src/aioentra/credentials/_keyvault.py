@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from .._errors import AioEntraError, ConfigurationError, CredentialUnavailableError, fresh
 from .._flight import Clock, Fetched, FetchReason, Flight, SystemClock
 from .._policy import RefreshPolicy
+from .._stats import error_code
 from .._vault import VaultAccess, vault_error
 from .._workers import WorkerPool
 from ._base import AssertionContext, Proof, ProofKind, ReloadReason
@@ -451,35 +452,60 @@ class _VaultLog:
     def failed(
         self, key: str, reason: FetchReason, error: Exception, backoff: float, serving: bool
     ) -> None:
-        code = getattr(error, "code", None) or getattr(error, "error", None) or type(error).__name__
+        credential = self._credential
+        code = error_code(error)
         correlation = getattr(error, "correlation_id", None)
         hint = getattr(error, "hint", None)
+        wait = backoff
         if serving:
+            # What reads the vault again: a reload after a rejection once the renewal limit
+            # lets one through (the failed one spent it), or the scheduled reload, whichever
+            # comes first; never before the back-off.
+            flight = credential._flight
+            now = credential._clock.monotonic()
+            slot = flight.slots.get(_KEY)
+            scheduled = slot.fresh_until - now if slot is not None else backoff
+            if reason is FetchReason.RENEWAL:
+                wait = max(backoff, min(flight.renewal_due(_KEY) - now, scheduled))
+            else:
+                wait = max(backoff, scheduled)
             action = (
-                f"version {self._credential.version} keeps serving; a call after {backoff:.0f}s "
+                f"version {credential.version} keeps serving; a read after {wait:.0f}s "
                 "reads the vault again"
             )
         else:
-            action = f"callers get this error until a call after {backoff:.0f}s reads again"
+            action = f"callers get this error until a call after {wait:.0f}s reads again"
         if not getattr(error, "retryable", False) and hint:
             action += f"; to fix it: {hint}"
         logger.warning(
             "%s: reading Key Vault failed (%s): %s%s; %s",
-            self._credential._describe(),
-            reason.description,
+            credential._describe(),
+            _VAULT_READS[reason],
             code,
             f", correlation id {correlation}" if correlation else "",
             action,
             extra={
                 "aioentra": {
                     "event": "keyvault_read_failed",
+                    "reason": reason.value,
                     "error_code": code,
                     "correlation_id": correlation,
-                    "retry_in": backoff,
+                    "retry_in": wait,
                     "serving": serving,
                 }
             },
         )
+
+
+_VAULT_READS = {
+    FetchReason.COLD: "the first read",
+    FetchReason.EXPIRED: "the value in use had expired",
+    FetchReason.AHEAD: "the scheduled reload",
+    FetchReason.FORCED: "a forced reload",
+    FetchReason.CLAIMS: "a reload for a claims challenge",
+    FetchReason.RENEWAL: "a reload after the identity provider refused the value in use",
+}
+"""Why a vault credential read its vault, in the words of its failure lines."""
 
 
 def _done(kicks: set[asyncio.Future[Any]]) -> Any:
