@@ -16,6 +16,21 @@ Fixtures:
 ``aioentra_api`` (function)
     A freshly registered API (``api.identifier_uri``, ``api.app_id``, roles ``Test.Read`` and
     ``Test.Write``), removed after the test.
+``aioentra_secret_guard`` (function, opt-in)
+    A :class:`~aioentra.testing.SecretGuard` open for the test: every log record of every
+    logger, in every thread, is captured at DEBUG, and the test fails at teardown if any of
+    them carries a secret -- by shape (a JWT, a PEM block, a ``client_secret=`` or
+    ``client_assertion=`` value, a ``Bearer``/``Basic`` value, a managed-identity header
+    value) or by value (everything an emulator alive during the test knows: client secrets,
+    Key Vault values, generated private keys, minted tokens, received assertions; the proof
+    of every credential built during the test; whatever the test passed to ``.add()``).
+    The failure lists the logger, level and a masked fingerprint of each secret, never the
+    secret. Levels, handlers and ``caplog`` are unaffected: records are captured, not
+    emitted. Turn it on for a whole suite with an autouse fixture in ``conftest.py``::
+
+        @pytest.fixture(autouse=True)
+        def _no_secrets_in_logs(aioentra_secret_guard):
+            return aioentra_secret_guard
 
 The emulator is shared, so these fixtures keep tests apart: each registers its own objects under
 unique names, and when a test that used one of them ends, its faults are cleared and the shared
@@ -43,6 +58,7 @@ import pytest
 
 if TYPE_CHECKING:
     from aioentra.emulator import Api, App, Emulator
+    from aioentra.testing import SecretGuard
 
 __all__ = [
     "aioentra_api",
@@ -51,6 +67,7 @@ __all__ = [
     "aioentra_emulator",
     "aioentra_isolated",
     "aioentra_private_emulator",
+    "aioentra_secret_guard",
 ]
 
 _numbers = itertools.count(1)
@@ -116,3 +133,19 @@ def aioentra_api(aioentra_isolated: Emulator) -> Iterator[Api]:
     )
     yield api
     aioentra_isolated.remove_api(api)
+
+
+@pytest.fixture
+def aioentra_secret_guard() -> Iterator[SecretGuard]:
+    """Fail the test if a log record captured at DEBUG carries a secret (see the module doc).
+
+    Set up before the test's other function fixtures when it is autouse, so it also sees their
+    teardown. A finding fails the test at teardown, naming logger, level and fingerprint.
+    """
+    from aioentra.testing import SecretGuard
+
+    with SecretGuard() as guard:
+        yield guard
+    failure = guard.report()
+    if failure is not None:
+        pytest.fail(failure, pytrace=False)

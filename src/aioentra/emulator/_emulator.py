@@ -32,8 +32,9 @@ from ._http import STATE, observe_middleware
 from ._model import Api, App, Tenant
 from ._net import bind_loopback, run_in_thread
 from ._registration import register_config
+from ._registry import track
 from ._requestlog import RequestLog
-from ._state import EmulatorState, validate_token_lifetime
+from ._state import EmulatorState, secret_expiry, validate_token_lifetime
 from .identity import ManagedIdentityServer, TokenMinter
 from .identity._discovery import add_discovery_routes
 from .identity._minting import MINTER
@@ -48,11 +49,29 @@ DEFAULT_DOMAIN = "contoso.onmicrosoft.com"
 class Emulator(AppCredentials):
     """A local Entra ID (identity platform v2.0) for tests and local development.
 
-    >>> async with Emulator() as emu:                                    # doctest: +SKIP
-    ...     app = emu.add_app("daemon")
-    ...     cca = msal.ConfidentialClientApplication(
-    ...         app.client_id, client_credential=app.secret, authority=emu.authority,
-    ...         instance_discovery=False, http_client=session_trusting(emu.ca_file))
+    Examples:
+        >>> async with Emulator() as emu:                                # doctest: +SKIP
+        ...     app = emu.add_app("daemon")
+        ...     cca = msal.ConfidentialClientApplication(
+        ...         app.client_id, client_credential=app.secret, authority=emu.authority,
+        ...         instance_discovery=False, http_client=session_trusting(emu.ca_file))
+
+    Args:
+        tenant_id: The default tenant's GUID (default: a new one).
+        domain: The default tenant's domain (default ``contoso.onmicrosoft.com``).
+        port: The HTTPS port on 127.0.0.1 and ::1 (default: an ephemeral one).
+        token_lifetime: Access-token lifetime in seconds (default 3599); must be > 300.
+        refresh_in: The ``refresh_in`` sent with each token; ``None`` sends none.
+        clock_skew: Tolerance in seconds of the ``exp``/``nbf`` checks (default 300).
+        reject_replayed_assertions: Refuse a client assertion whose ``jti`` was seen before
+            (off by default: msal reuses one assertion for minutes, and Entra accepts that).
+        subject_alt_names: More DNS names for the server certificate.
+        config: Registrations and settings from a file (see ``EmulatorConfig``); the other
+            arguments win over its settings.
+
+    Raises:
+        ValueError: An invalid setting or registration (a tenant id that is not a GUID, a
+            token lifetime of 300 s or less, ...).
     """
 
     def __init__(
@@ -75,13 +94,15 @@ class Emulator(AppCredentials):
             clock_skew=clock_skew if clock_skew is not None else (cfg.clock_skew or 300),
             reject_replayed_assertions=reject_replayed_assertions,
         )
+        """The directory and token service behind these methods: registrations, grants,
+        signing keys. Prefer the methods here; ``state`` is for what they do not cover."""
         self.faults = FaultPlan()
+        """The queued faults: ``emu.faults.add(Fault("token", "status", status=503))``."""
         self.requests = RequestLog()
+        """Every request answered (or dropped), e.g. ``emu.requests.count("token")``."""
         self._minter = TokenMinter(self.state)
-        #: The Key Vault data plane, served at :attr:`base_url`; usable before ``start()``.
         self.vault: KeyVault = vault_for(self)
-        #: The managed-identity host (plain http on 127.0.0.1: App Service and IMDS forms);
-        #: identities can be added before ``start()``.
+        """The Key Vault data plane, served at ``base_url``; usable before ``start()``."""
         self.managed_identity = ManagedIdentityServer(
             register=self._register_identity,
             issue=lambda app, resource, claims: self._minter.for_identity(
@@ -89,6 +110,8 @@ class Emulator(AppCredentials):
             ),
             middlewares=self.middlewares_for,
         )
+        """The managed-identity host (plain HTTP on 127.0.0.1: the App Service and IMDS
+        forms); identities can be added before ``start()``."""
         self._port = port if port is not None else (cfg.port or 0)
         self._names = tuple(subject_alt_names)
         self.state.server_names = frozenset(name.lower() for name in self._names)
@@ -101,19 +124,63 @@ class Emulator(AppCredentials):
         self._ca: CertificateAuthority | None = None
         self._server_context: ssl.SSLContext | None = None
         register_config(self, cfg)
+        track(self)  # so that a test's leak check finds it (aioentra_secret_guard)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str], **kwargs: Any) -> Emulator:
-        """An emulator registered from a JSON/TOML file (see :class:`EmulatorConfig`)."""
-        return cls(config=EmulatorConfig.load(path), **kwargs)
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        tenant_id: str | None = None,
+        domain: str | None = None,
+        port: int | None = None,
+        token_lifetime: int | None = None,
+        refresh_in: int | None = None,
+        clock_skew: int | None = None,
+        reject_replayed_assertions: bool = False,
+        subject_alt_names: Sequence[str] = (),
+    ) -> Emulator:
+        """An emulator registered from a JSON (or, on Python 3.11+, TOML) file.
+
+        Args:
+            path: The registration file (see ``EmulatorConfig``); certificate paths in it
+                are relative to its directory.
+            tenant_id: Overrides the file's ``tenant_id`` (as every keyword argument here,
+                which are those of ``Emulator``, overrides the file's setting).
+            domain: Overrides the file's ``domain``.
+            port: Overrides the file's ``port``.
+            token_lifetime: Overrides the file's ``token_lifetime``.
+            refresh_in: Overrides the file's ``refresh_in``.
+            clock_skew: Overrides the file's ``clock_skew``.
+            reject_replayed_assertions: Refuse replayed client assertions.
+            subject_alt_names: More DNS names for the server certificate.
+
+        Raises:
+            ValueError: The file is not valid JSON/TOML or describes something invalid (the
+                message names the key, e.g. ``emulator.json.apps[0].name: required``).
+            OSError: The file (or a certificate it names) cannot be read.
+        """
+        return cls(
+            tenant_id=tenant_id,
+            domain=domain,
+            port=port,
+            token_lifetime=token_lifetime,
+            refresh_in=refresh_in,
+            clock_skew=clock_skew,
+            reject_replayed_assertions=reject_replayed_assertions,
+            subject_alt_names=subject_alt_names,
+            config=EmulatorConfig.load(path),
+        )
 
     # -- addresses ----------------------------------------------------------------------------
     @property
     def tenant_id(self) -> str:
+        """The default tenant's GUID (the ``tid`` of its tokens)."""
         return self._tenant.tenant_id
 
     @property
     def domain(self) -> str:
+        """The default tenant's domain; it works in place of the GUID in every URL."""
         return self._tenant.domain
 
     @property
@@ -125,14 +192,17 @@ class Emulator(AppCredentials):
 
     @property
     def port(self) -> int:
+        """The HTTPS port it listens on (after ``start()``)."""
         return self.state.port
 
     @property
     def authority(self) -> str:
+        """``{base_url}/{tenant_id}``: the ``authority`` of msal, the tenant's URL for others."""
         return f"{self.base_url}/{self.tenant_id}"
 
     @property
     def token_endpoint(self) -> str:
+        """The default tenant's v2.0 token endpoint, ``{authority}/oauth2/v2.0/token``."""
         return f"{self.authority}/oauth2/v2.0/token"
 
     @property
@@ -151,7 +221,12 @@ class Emulator(AppCredentials):
     def server_ssl_context(self) -> ssl.SSLContext:
         """The emulator's own server TLS context (certificate for localhost, 127.0.0.1, ::1).
 
-        Serve a local test API with it and clients that trust :attr:`ca_file` trust the API too.
+        Serve a local test API with it (``web.TCPSite(runner, "localhost", port,
+        ssl_context=emu.server_ssl_context())``) and clients that trust ``ca_file`` trust the
+        API too: one CA for the identity provider, the vault and the API under test.
+
+        Raises:
+            RuntimeError: The emulator is not started (the certificate is made by ``start()``).
         """
         if self._server_context is None:
             raise RuntimeError("the emulator is not started")
@@ -233,27 +308,51 @@ class Emulator(AppCredentials):
         secret: bool | str = True,
         certificate: bool = False,
         tenant: str | None = None,
-        secret_expires_at: datetime | None = None,
+        secret_expires_at: datetime | float | None = None,
         client_id: str | None = None,
         object_id: str | None = None,
     ) -> App:
-        """A daemon app; ``secret=True`` generates a secret, a string registers that value.
+        """Register a daemon app (a confidential client) and its service principal.
 
-        ``client_id`` and ``object_id`` (the service principal: ``oid``/``sub`` of its tokens)
-        default to new GUIDs; given ones must be GUIDs no other app has and are lower-cased.
+        Args:
+            name: The display name.
+            secret: ``True`` generates a client secret (``app.secret``), a string registers
+                that value, ``False`` registers none.
+            certificate: Also register a generated certificate credential
+                (``app.certificate``).
+            tenant: The home tenant, by GUID or domain (default: the default tenant).
+            secret_expires_at: When the secret expires: an aware ``datetime`` or Unix seconds
+                (an expired secret is refused with AADSTS7000222); ``None``: never.
+            client_id: The application id (default: a new GUID); lower-cased.
+            object_id: The service principal's object id, ``oid``/``sub`` of its tokens
+                (default: a new GUID); lower-cased.
+
+        Returns:
+            The registered app.
+
+        Raises:
+            ValueError: An id that is not a GUID or is taken, an unknown tenant, a naive
+                ``secret_expires_at`` (no time zone), or ``secret_expires_at`` with
+                ``secret=False``.
+            TypeError: ``secret_expires_at`` of another type.
         """
+        expiry = secret_expiry(secret_expires_at, "secret_expires_at")
+        if expiry is not None and secret is False:
+            raise ValueError("secret_expires_at needs a secret (secret=True or a value)")
         app = self.state.add_app(
             name, tenant_id=self._tenant_id(tenant), client_id=client_id, object_id=object_id
         )
         if secret is not False:
-            self.add_secret(
-                app, secret if isinstance(secret, str) else None, expires_at=secret_expires_at
-            )
+            self.add_secret(app, secret if isinstance(secret, str) else None, expires_at=expiry)
         if certificate:
             self.add_certificate(app)
         return app
 
     def remove_app(self, app: App | str) -> None:
+        """Unregister ``app`` (or the app with that client id) and its grants.
+
+        Its token requests then fail as an unknown client's (AADSTS700016).
+        """
         self.state.remove_app(self._app(app))
 
     def remove_api(self, api: Api) -> None:
@@ -261,8 +360,21 @@ class Emulator(AppCredentials):
         self.state.remove_api(api)
 
     def consent(self, app: App | str, tenant: str) -> None:
-        """Admin consent of a multi-tenant ``app`` in another ``tenant`` (a service principal
-        there), so that it gets tokens from that tenant too. The app keeps its object id."""
+        """Admin consent of a multi-tenant ``app`` in another ``tenant``.
+
+        Consent creates a service principal of the app in that tenant, so that the app gets
+        tokens from that tenant's token endpoint too (``tid`` = that tenant), with the same
+        credentials. The app keeps its object id. Grant it roles on that tenant's APIs with
+        ``grant`` as usual.
+
+        Args:
+            app: The app, or its client id.
+            tenant: The other tenant, by GUID or domain.
+
+        Raises:
+            KeyError: No app with that client id.
+            ValueError: An unknown tenant.
+        """
         target = self._app(app)
         target.consented_tenants.add(self._tenant_id(tenant))
 
@@ -291,6 +403,8 @@ class Emulator(AppCredentials):
     def find_identity(
         self, client_id: str | None = None, object_id: str | None = None
     ) -> App | None:
+        """The app or managed identity with this client id and/or object id (both must match
+        when both are given; case-insensitive), or ``None``."""
         return self.state.find_identity(client_id=client_id, object_id=object_id)
 
     def _register_identity(self, name: str, client_id: str | None, object_id: str | None) -> App:
@@ -371,6 +485,24 @@ class Emulator(AppCredentials):
         signature validation. Only one previous key is kept: rotating twice drops the oldest.
         """
         return self.state.rotate_signing_key(keep_previous=keep_previous)
+
+    # -- leak checks --------------------------------------------------------------------------
+    def known_secrets(self) -> frozenset[str]:
+        """Every secret value this emulator knows, for a test that fails on a leaked one.
+
+        The apps' client secrets and generated certificate private keys (PEM), also of apps
+        removed since (the last 1024 such values); the Key Vault's secret values (every
+        version, soft-deleted ones too); the managed-identity ``IDENTITY_HEADER``; the TLS
+        server's private key; the last 256 access tokens minted and client assertions and
+        secrets received. A thread-safe snapshot: the pytest plugin's
+        ``aioentra_secret_guard`` fails a test whose log records contain any of them.
+        """
+        values = set(self.state.secret_values())
+        values.update(self.vault.secret_values())
+        values.add(self.managed_identity.header)
+        if self._ca is not None:
+            values.add(self._ca.server_key_pem.decode("ascii"))
+        return frozenset(values)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def middlewares_for(self, endpoint: str) -> list[Middleware]:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import jwt
 
 from ._certs import CertificateMaterial
+from ._ledger import SecretLedger
 from ._model import Api, App, FederatedCredential, SecretCredential, Tenant
 from .identity._signing import SigningKeys
 
@@ -44,7 +45,11 @@ MSAL_EXPIRY_MARGIN = 300
 
 
 class InvalidTokenError(Exception):
-    """A bearer token the emulator did not issue, or no longer accepts; ``reason`` says why."""
+    """A bearer token the emulator did not issue, or no longer accepts; ``reason`` says why.
+
+    Attributes:
+        reason: What failed, e.g. ``"the token is expired"`` or ``"unknown tenant ..."``.
+    """
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -61,6 +66,37 @@ def _is_guid(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def secret_expiry(value: datetime | float | None, name: str = "expires_at") -> datetime | None:
+    """A client secret's expiry as an aware datetime, from an aware datetime or Unix seconds.
+
+    A naive datetime is refused rather than guessed at: read as local time or as UTC, the
+    secret would expire hours early or late on some machines, and an expiry test would pass
+    or fail by time zone.
+
+    Raises:
+        ValueError: A naive datetime, or a timestamp no datetime can hold.
+        TypeError: Anything else (``bool`` included, though it is an ``int``).
+    """
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise ValueError(
+                f"{name} must be timezone-aware, e.g. datetime.now(timezone.utc) + "
+                f"timedelta(days=1), got {value.isoformat()}"
+            )
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return datetime.fromtimestamp(value, timezone.utc)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise ValueError(f"{name}: {value!r} is not a usable Unix timestamp ({exc})") from None
+    raise TypeError(
+        f"{name} must be an aware datetime or Unix seconds (int or float), "
+        f"got {type(value).__name__}"
+    )
 
 
 def validate_token_lifetime(seconds: int) -> int:
@@ -105,6 +141,9 @@ class EmulatorState:
         self._seen_jti: dict[tuple[str, str], float] = {}
         self.base_url: str | None = None
         self._signer: SigningKeys | None = None
+        #: Secret values handed out or received, remembered past their registration (bounded)
+        #: for leak checks: see :meth:`secret_values`.
+        self.secret_ledger = SecretLedger()
 
     # -- keys and issuers -------------------------------------------------------------------
     @property
@@ -265,15 +304,18 @@ class EmulatorState:
             raise ValueError("expires_at must be timezone-aware")
         with self._lock:
             app.secrets.append(SecretCredential(value, expires_at))
+        self.secret_ledger.add_credential(value)
 
     def add_certificate(self, app: App, material: CertificateMaterial) -> None:
         with self._lock:
             app.certificates.append(material)
+        self.secret_ledger.add_credential(material.private_key_pem)
 
     def replace_secrets(self, app: App, value: str) -> None:
         """``value`` becomes the app's only client secret (rotation)."""
         with self._lock:
             app.secrets[:] = [SecretCredential(value, None)]
+        self.secret_ledger.add_credential(value)
 
     def remove_secret(self, app: App, value: str) -> None:
         with self._lock:
@@ -286,6 +328,7 @@ class EmulatorState:
         """``material`` becomes the app's only certificate credential (rotation)."""
         with self._lock:
             app.certificates[:] = [material]
+        self.secret_ledger.add_credential(material.private_key_pem)
 
     def remove_certificate(self, app: App, material: CertificateMaterial) -> None:
         with self._lock:
@@ -326,6 +369,20 @@ class EmulatorState:
                     return None
                 return app
         return None
+
+    def secret_values(self) -> frozenset[str]:
+        """Every secret value the directory knows: each registered app's client secrets and
+        generated certificate private keys (PEM), plus what :attr:`secret_ledger` remembers
+        (credentials of apps since removed, recent tokens and received assertions)."""
+        with self._lock:
+            live = [c.value for app in self.apps.values() for c in app.secrets]
+            keys = [
+                cert.private_key_pem.decode("ascii", "replace")
+                for app in self.apps.values()
+                for cert in app.certificates
+                if cert.private_key_pem is not None
+            ]
+        return self.secret_ledger.values().union(live, keys)
 
     def remember_jti(self, client_id: str, jti: str, expires: float) -> bool:
         """Record an assertion id; ``False`` when it was seen before and has not expired."""

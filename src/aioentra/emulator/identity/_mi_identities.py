@@ -34,6 +34,13 @@ class ManagedIdentity:
     ``app`` is its registration in the emulator's directory (grant it API roles with
     the emulator's ``grant`` like any app); ``resource_id`` is what ``mi_res_id`` (App
     Service) and ``msi_res_id`` (IMDS) name.
+
+    Attributes:
+        app: The identity's app in the emulator's directory (its client id and object id).
+        resource_id: The identity's Azure resource id
+            (``/subscriptions/.../userAssignedIdentities/{name}``, or a site's for the
+            system-assigned one), also the ``xms_mirid`` claim of its tokens.
+        system_assigned: ``True`` for the host's system-assigned identity.
     """
 
     app: App
@@ -52,10 +59,12 @@ class ManagedIdentity:
 
     @property
     def name(self) -> str:
+        """The identity's name, the last segment of its ``resource_id``."""
         return self.app.name
 
     @property
     def tenant_id(self) -> str:
+        """The tenant it belongs to: the emulator's default tenant."""
         return self.app.tenant_id
 
     def named_by(self, selector: Selector, value: str) -> bool:

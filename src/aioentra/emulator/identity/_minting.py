@@ -138,7 +138,9 @@ class TokenMinter:
             body["roles"] = sorted(roles)
         if claims:
             body.update(claims)
-        return MintedToken(state.signer.sign(body, x5t=v1), now, expires_in)
+        token = state.signer.sign(body, x5t=v1)
+        state.secret_ledger.add_token(token)  # for leak checks: see Emulator.known_secrets
+        return MintedToken(token, now, expires_in)
 
     def resolve(self, tenant_id: str, resource: str) -> Api:
         """The API ``resource`` names in the tenant, else AADSTS500011."""

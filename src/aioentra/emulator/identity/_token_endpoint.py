@@ -137,6 +137,9 @@ class _TokenRequest:
         certificate/federated).
         """
         assertion = _field(self.form, "client_assertion")
+        # What the client presented is secret too, valid or not (leak checks: known_secrets).
+        self.state.secret_ledger.add_token(assertion)
+        self.state.secret_ledger.add_token(secret)
         if assertion is not None:
             assertion_type = _field(self.form, "client_assertion_type")
             if assertion_type != JWT_BEARER:

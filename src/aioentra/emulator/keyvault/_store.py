@@ -89,6 +89,22 @@ class SecretVersion:
     kept out of ``repr()``. ``managed`` marks a secret that backs a certificate
     (its ``certificate`` holds the key and certificate, for ``outContentType``, the
     certificate and key views and the sign operation).
+
+    Attributes:
+        name: The secret's name as first set (names compare case-insensitively).
+        version: The version id, 32 lower-case hex digits.
+        value: The secret value.
+        content_type: The ``contentType`` attribute (``application/x-pem-file`` or
+            ``application/x-pkcs12`` for a certificate's secret).
+        enabled: A disabled version answers 403 ``Forbidden`` to a read of its value.
+        not_before: The ``nbf`` attribute (aware, UTC, whole seconds), or ``None``.
+        expires_on: The ``exp`` attribute, or ``None``.
+        created_on: When the version was created.
+        updated_on: When its attributes last changed.
+        tags: The version's tags, or ``None``.
+        managed: ``True`` for the secret behind a certificate (read-only through the secrets
+            API).
+        certificate: For a managed secret, the certificate and key it holds.
     """
 
     name: str
@@ -286,6 +302,12 @@ class SecretStore:
             raise SecretNotFoundError(name)
         self._versions[name.lower()] = entry[1]
         return entry[1][-1]
+
+    @_locked
+    def values(self) -> list[str]:
+        """Every version's value, of live and of soft-deleted secrets (for leak checks)."""
+        histories = [*self._versions.values(), *(entry[1] for entry in self._deleted.values())]
+        return [version.value for history in histories for version in history]
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._versions

@@ -284,6 +284,12 @@ class KeyVault:
         ``certificates``), lower-cased."""
         return self._policies.permissions(_object_id(principal), kind)
 
+    def secret_values(self) -> frozenset[str]:
+        """Every secret value the vault holds: each version of each live or soft-deleted
+        secret, certificate secrets (base64 PFX or PEM) included; purged ones are forgotten.
+        For leak checks (see :meth:`~aioentra.emulator.Emulator.known_secrets`)."""
+        return frozenset(self._store.values())
+
     def routes(self) -> list[web.RouteDef]:
         """The data-plane routes (``keyvault:*``) to add to the emulator's HTTPS app."""
         return [route for api in self._apis for route in api.routes()]
