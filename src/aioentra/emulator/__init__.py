@@ -20,7 +20,7 @@ APIs that validate them; ``rotate_signing_key()`` rolls the signing key). It als
 from ._certs import CertificateMaterial
 from ._config import EmulatorConfig
 from ._emulator import Emulator
-from ._faults import Fault
+from ._faults import Fault, FaultPlan
 from ._model import Api, App, Tenant
 from ._requestlog import RequestLog, RequestRecord
 from ._state import InvalidTokenError
@@ -35,6 +35,7 @@ __all__ = [
     "Emulator",
     "EmulatorConfig",
     "Fault",
+    "FaultPlan",
     "InvalidTokenError",
     "KeyVault",
     "ManagedIdentity",

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from ._certs import CertificateMaterial
 from ._model import TOKEN_EXCHANGE_AUDIENCE, App, FederatedCredential
-from ._state import EmulatorState
+from ._state import EmulatorState, secret_expiry
 
 __all__ = ["AppCredentials"]
 
@@ -24,16 +24,37 @@ class AppCredentials:
     """Credential registration; the host class provides ``state`` and ``_app``."""
 
     state: EmulatorState
+    """The directory state, provided by the host class (``Emulator.state``)."""
 
     @abstractmethod
     def _app(self, app: App | str) -> App: ...
 
     def add_secret(
-        self, app: App | str, value: str | None = None, *, expires_at: datetime | None = None
+        self,
+        app: App | str,
+        value: str | None = None,
+        *,
+        expires_at: datetime | float | None = None,
     ) -> str:
-        """Register a client secret (generated when ``value`` is None) and return its value."""
+        """Register another client secret of ``app`` and return its value.
+
+        The app's older secrets stay valid (a rotation in progress); the token endpoint
+        refuses this one with AADSTS7000222 once it has expired.
+
+        Args:
+            app: The app, or its client id.
+            value: The secret's value; ``None`` generates a random one.
+            expires_at: When the secret expires: an aware ``datetime`` or Unix seconds
+                (``time.time() - 60`` registers one that has expired); ``None``: never.
+
+        Raises:
+            ValueError: A naive ``expires_at`` (no time zone) or an unusable timestamp.
+            TypeError: ``expires_at`` of another type.
+            KeyError: No app with that client id.
+        """
+        expiry = secret_expiry(expires_at, "expires_at")
         secret = value if value is not None else secrets.token_urlsafe(30)
-        self.state.add_secret(self._app(app), secret, expires_at)
+        self.state.add_secret(self._app(app), secret, expiry)
         return secret
 
     def add_certificate(

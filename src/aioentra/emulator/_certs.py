@@ -55,6 +55,11 @@ class CertificateMaterial:
     ``private_key_pem`` is ``None`` for a certificate registered from a public PEM only. The
     thumbprints are the values a client assertion names in its ``x5t`` (SHA-1) or ``x5t#S256``
     (SHA-256) header, unpadded base64url.
+
+    Attributes:
+        certificate_pem: The public X.509 certificate, PEM.
+        private_key_pem: Its private key (PKCS#8 PEM, unencrypted), or ``None`` when only the
+            certificate is known; never shown by ``repr``.
     """
 
     certificate_pem: bytes
@@ -64,8 +69,19 @@ class CertificateMaterial:
     def generate(
         cls, common_name: str = "aioentra-emulator-app", *, days: int = 365
     ) -> CertificateMaterial:
-        """Generate an RSA-2048 self-signed certificate (Entra accepts self-signed app
-        certificates).
+        """Generate an RSA-2048 key and a self-signed certificate for it.
+
+        Entra accepts self-signed app certificates: what it checks is that a client assertion's
+        ``x5t``/``x5t#S256`` names a registered certificate and that its key signed the
+        assertion. The certificate is valid from five minutes ago (some clock skew) for
+        ``days`` days, signed with SHA-256.
+
+        Args:
+            common_name: The subject (and issuer) common name.
+            days: Validity from now, in days.
+
+        Returns:
+            The certificate with its private key.
         """
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         now = _now()
@@ -110,10 +126,12 @@ class CertificateMaterial:
 
     @property
     def certificate(self) -> x509.Certificate:
+        """The parsed certificate (``cryptography``'s ``x509.Certificate``)."""
         return x509.load_pem_x509_certificate(self.certificate_pem)
 
     @property
     def der(self) -> bytes:
+        """The certificate in DER, the bytes the thumbprints hash (and ``x5c`` carries)."""
         return self.certificate.public_bytes(serialization.Encoding.DER)
 
     @property
@@ -123,10 +141,12 @@ class CertificateMaterial:
 
     @property
     def x5t(self) -> str:
+        """The SHA-1 thumbprint as unpadded base64url, an RS256 assertion's ``x5t`` header."""
         return b64url(self.certificate.fingerprint(hashes.SHA1()))  # noqa: S303 - x5t is SHA-1
 
     @property
     def x5t_s256(self) -> str:
+        """The SHA-256 thumbprint as unpadded base64url, a PS256 assertion's ``x5t#S256``."""
         return b64url(self.certificate.fingerprint(hashes.SHA256()))
 
     def pem_bundle(self) -> bytes:

@@ -199,7 +199,24 @@ def _app(value: object, where: str, base: Path) -> AppSpec:
 
 @dataclass(frozen=True)
 class EmulatorConfig:
-    """A parsed registration file (see the module docstring); also buildable in code."""
+    """A parsed registration file (see the module docstring); also buildable in code.
+
+    ``Emulator(config=...)`` registers what it describes: tenants, then APIs, then apps with
+    their credentials, then grants. Keyword arguments of ``Emulator`` win over the settings
+    here.
+
+    Attributes:
+        tenant_id: The default tenant's GUID (default: a new one).
+        domain: The default tenant's domain (default ``contoso.onmicrosoft.com``).
+        token_lifetime: Access-token lifetime in seconds (default 3599; must be > 300).
+        refresh_in: The ``refresh_in`` sent with tokens (default: none sent).
+        clock_skew: Tolerance in seconds of the ``exp``/``nbf`` checks (default 300).
+        port: The HTTPS port (default: an ephemeral one).
+        tenants: More tenants.
+        apis: The resource APIs to register.
+        apps: The daemon apps, with their secrets, certificates and federated credentials.
+        grants: App roles granted to apps.
+    """
 
     tenant_id: str | None = None
     domain: str | None = None
@@ -233,6 +250,18 @@ class EmulatorConfig:
     def from_dict(
         cls, data: object, *, base_dir: Path | None = None, where: str = "config"
     ) -> EmulatorConfig:
+        """Build a configuration from a parsed document (the shape of the module docstring).
+
+        Args:
+            data: The document, e.g. the result of ``json.loads``.
+            base_dir: The directory relative certificate paths start from (default: the
+                current directory).
+            where: How error messages name the document (``load`` passes the file name).
+
+        Raises:
+            ValueError: A key that is unknown, missing or of the wrong type, named with its
+                location (``config.apps[0].secrets[1].expires_at: ...``).
+        """
         base = base_dir or Path.cwd()
         r = _Reader(
             data,

@@ -48,7 +48,7 @@ _REASONS = {500: "server_error", 429: "temporarily_unavailable"}
 
 @dataclass(frozen=True)
 class Fault:
-    """One injected fault; see the module docstring for the kinds.
+    """One injected fault: what matching requests get instead of (or before) the normal answer.
 
     ``endpoint`` is one of ``"token"``, ``"discovery"`` (instance discovery and both OIDC
     documents: ``/{tenant}/v2.0/.well-known/openid-configuration`` and the v1
@@ -58,6 +58,24 @@ class Fault:
     request naming the tenant either way) and ``client_id`` restrict it to matching requests.
     A ``reset`` of a GET is retried once by aiohttp's client session (idempotent request on a
     dropped connection): ``count=2`` makes such a client see it.
+
+    Attributes:
+        endpoint: The endpoint it applies to (see above).
+        kind: ``latency`` (wait ``delay``, then answer normally), ``status`` (an error body of
+            the endpoint's service), ``throttle`` (429), ``reset`` (drop the connection),
+            ``malformed_json`` (200 with truncated JSON), ``html`` (an HTML error page, as a
+            proxy sends) or ``respond`` (``body`` as it is).
+        status: The HTTP status of a ``status``, ``html`` or ``respond`` fault (``None``: the
+            kind's default, 503 or 200).
+        count: How many matching requests it applies to; ``None`` until removed.
+        retry_after: Seconds sent as ``Retry-After`` (``throttle`` default: 1).
+        delay: Seconds to wait before answering (or dropping the connection).
+        tenant: Only requests naming this tenant (GUID or domain).
+        client_id: Only requests from this client id.
+
+    Raises:
+        ValueError: An unknown ``kind``, ``count`` < 1, a negative ``delay``, or ``body``
+            missing on (or given to a kind other than) ``respond``.
     """
 
     endpoint: str
@@ -85,22 +103,30 @@ class Fault:
 
 
 class FaultPlan:
-    """The queue of active faults (``emu.faults``); thread-safe."""
+    """The queue of active faults (``emu.faults``); thread-safe.
+
+    Each request consumes the first queued fault that matches it, so faults added in a row
+    apply in that order: ``add(Fault("token", "status"))`` then ``add(Fault("token",
+    "throttle"))`` makes the next token request see a 503 and the one after a 429.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._queue: list[list[Fault | int | None]] = []  # [fault, remaining]
 
     def add(self, fault: Fault) -> Fault:
+        """Queue ``fault`` after the ones already queued; returns it (for :meth:`remove`)."""
         with self._lock:
             self._queue.append([fault, fault.count])
         return fault
 
     def remove(self, fault: Fault) -> None:
+        """Drop ``fault`` from the queue (nothing happens when it is used up already)."""
         with self._lock:
             self._queue = [entry for entry in self._queue if entry[0] is not fault]
 
     def clear(self) -> None:
+        """Drop every queued fault."""
         with self._lock:
             self._queue.clear()
 

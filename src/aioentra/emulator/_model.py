@@ -22,7 +22,12 @@ TOKEN_EXCHANGE_AUDIENCE = "api://AzureADTokenExchange"
 
 @dataclass(frozen=True)
 class Tenant:
-    """A directory: its GUID and its ``*.onmicrosoft.com`` domain; both work in a URL path."""
+    """A directory: its GUID and its ``*.onmicrosoft.com`` domain; both work in a URL path.
+
+    Attributes:
+        tenant_id: The directory's GUID, the ``tid`` of its tokens.
+        domain: Its ``*.onmicrosoft.com`` name; ``/{domain}/...`` paths reach the same tenant.
+    """
 
     tenant_id: str
     domain: str
@@ -40,6 +45,19 @@ class Api:
     default) or ``1`` (what Entra does when the manifest says ``null``): v1.0 tokens, whose
     ``aud`` is the resource as the client requested it -- the identifier URI, or the app id
     for ``{app_id}/.default``.
+
+    Attributes:
+        app_id: The application (client) id of the API, a GUID; ``{app_id}/.default`` works as
+            a scope too.
+        identifier_uri: The App ID URI, e.g. ``api://orders``; clients ask for
+            ``{identifier_uri}/.default``.
+        roles: The app roles the API defines; ``Emulator.grant`` grants a subset.
+        name: The display name (used in AADSTS messages and by grants of a registration file).
+        tenant_id: The tenant the API is registered in.
+        assignment_required: When ``True``, an app with no granted role is refused with
+            AADSTS501051 instead of getting a token without ``roles``.
+        builtin: ``True`` for the pre-registered Key Vault and Microsoft Graph resources.
+        access_token_version: The manifest's ``accessTokenAcceptedVersion``, ``1`` or ``2``.
     """
 
     app_id: str
@@ -87,6 +105,16 @@ class App:
 
     ``secret`` and ``certificate`` give the first registered credential of each kind, the usual
     thing a test needs; ``secrets``/``certificates`` hold them all.
+
+    Attributes:
+        client_id: The application (client) id, a GUID: ``client_id`` of a token request and
+            ``azp``/``appid`` of the tokens.
+        object_id: The service principal's object id, ``oid`` and ``sub`` of the tokens.
+        name: The display name.
+        tenant_id: The home tenant.
+        secrets: Every registered client secret, oldest first.
+        certificates: Every registered certificate credential, oldest first.
+        federated_credentials: The external token issuers the app trusts.
     """
 
     client_id: str
@@ -100,12 +128,15 @@ class App:
     """Other tenants where a multi-tenant app has a service principal (admin consent)."""
 
     def is_in_tenant(self, tenant_id: str) -> bool:
+        """Whether the app has a service principal in ``tenant_id`` (home, or consented)."""
         return tenant_id == self.tenant_id or tenant_id in self.consented_tenants
 
     @property
     def secret(self) -> str | None:
+        """The first registered client secret's value, or ``None`` without a secret."""
         return self.secrets[0].value if self.secrets else None
 
     @property
     def certificate(self) -> CertificateMaterial | None:
+        """The first registered certificate credential, or ``None`` without one."""
         return self.certificates[0] if self.certificates else None

@@ -24,6 +24,24 @@ class RequestRecord:
     ``auth_method`` is ``client_secret_post``, ``client_secret_basic``, ``private_key_jwt``,
     ``bearer`` (a token presented to a resource) or ``None``. ``fault`` names the
     injected fault kind.
+
+    Attributes:
+        method: The HTTP method.
+        path: The request path, without the query string.
+        endpoint: ``token``, ``discovery``, ``jwks``, ``keyvault``, ``managed_identity`` or
+            ``other`` (a path no route serves).
+        status: The response status, ``None`` for a dropped connection.
+        tenant: The GUID of the tenant the path named (the segment as sent when no tenant
+            has that name), or a bearer token's ``tid``.
+        client_id: The client id of a token request, a managed identity, or a bearer token's
+            ``azp``/``appid`` at the vault.
+        grant_type: The token request's ``grant_type``.
+        auth_method: How the client authenticated (see above).
+        scope: The token request's ``scope``.
+        error_codes: The AADSTS codes of an error answer.
+        time: When the request arrived, Unix seconds.
+        fault: The kind of the fault applied to it, if one was.
+        claims: The ``claims`` parameter of a token request (a CAE claims challenge).
     """
 
     method: str
@@ -72,10 +90,12 @@ class RequestLog:
             return list(self._records)
 
     def append(self, record: RequestRecord) -> None:
+        """Add a record (the emulator's middleware does, once per request)."""
         with self._lock:
             self._records.append(record)
 
     def clear(self) -> None:
+        """Forget every record, e.g. after a test's arrangement and before what it counts."""
         with self._lock:
             self._records.clear()
 
