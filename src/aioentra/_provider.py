@@ -443,6 +443,7 @@ class TokenProvider(TokenSourceBase):
                 insecure_origin=insecure,
                 oidc=isinstance(authority, OidcAuthority),
                 telemetry=self._telemetry,
+                shared=self._cache,
             )
             self._engine = MsalEngine(
                 credential=self._credential,

@@ -11,6 +11,13 @@ OpenID configuration (a 404 or other 4xx, a redirect, a body that is not JSON or
 ``token_endpoint``) is a :class:`~aioentra.ConfigurationError` naming the URL: the same request
 would get the same answer, so it is not retried.
 
+With a shared cache (``cache=``, such as :class:`~aioentra.redis.RedisCache`), the discovery
+document goes through it like a token: one process of all those sharing the cache asks, the
+others read its answer (:meth:`LoopTransport.get`). The document is public, but the entry is
+sealed with the cache's keys like a token, so only a process holding them can write what the
+others trust; only an answer that passed the checks above is stored, for
+:data:`DISCOVERY_TTL` seconds.
+
 A successful token answer is validated here, before msal sees it
 (:func:`~aioentra._token.parse_token_response`): msal only ever gets a well-formed body, and
 the engine takes the validated token from :meth:`LoopTransport.last_token`.
@@ -27,8 +34,9 @@ import concurrent.futures
 import contextvars
 import json
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -46,7 +54,10 @@ from ._policy import RETRYABLE_STATUS, parse_retry_after
 from ._telemetry import NO_TELEMETRY, Guarded
 from ._token import TokenResponse, parse_token_response
 
-__all__ = ["PLACEHOLDER_SECRET", "LoopTransport", "TransportResponse"]
+if TYPE_CHECKING:
+    from ._cache import SharedCache
+
+__all__ = ["DISCOVERY_TTL", "PLACEHOLDER_SECRET", "LoopTransport", "TransportResponse"]
 
 T = TypeVar("T")
 
@@ -57,6 +68,12 @@ _REQUEST_URL: contextvars.ContextVar[str] = contextvars.ContextVar(
 
 MAX_BODY = 1024 * 1024
 """Largest answer read from the identity provider (its real ones are a few KB)."""
+
+DISCOVERY_TTL = 24 * 3600.0
+"""Seconds an OpenID discovery document is kept in a shared cache; a process takes a stored one
+while at least half of that is left, so the document is fetched again about twice a day."""
+
+_DISCOVERY_PATH = "/.well-known/openid-configuration"
 
 PLACEHOLDER_SECRET = "aioentra-proof-is-sent-per-request"
 """What msal applications are built with: every token request carries the credential's current
@@ -110,8 +127,10 @@ class LoopTransport:
         insecure_origin: str | None = None,
         oidc: bool = False,
         telemetry: Guarded | None = None,
+        shared: SharedCache | None = None,
     ) -> None:
         self._loop = loop
+        self._shared = shared
         self._telemetry = telemetry or Guarded(NO_TELEMETRY)
         self._session = session
         self._attempt_timeout = attempt_timeout
@@ -155,6 +174,8 @@ class LoopTransport:
         headers: Mapping[str, str] | None = None,
         **_: Any,
     ) -> TransportResponse:
+        if self._shared is not None and not params and urlsplit(url).path.endswith(_DISCOVERY_PATH):
+            return self.run(self._shared_document(self._shared, url, headers, self.deadline()))
         return self.run(self._request("GET", url, params, None, headers, self.deadline()))
 
     def close(self) -> None:
@@ -211,6 +232,38 @@ class LoopTransport:
             pending = list(self._pending)
         for future in pending:
             future.cancel()
+
+    # -- discovery through the shared cache, on the event loop ----------------------------------
+
+    async def _shared_document(
+        self,
+        shared: SharedCache,
+        url: str,
+        headers: Mapping[str, str] | None,
+        deadline: float,
+    ) -> TransportResponse:
+        """OpenID discovery through the shared cache: one request for all the processes."""
+        from ._cache import CachedToken
+
+        own: list[TransportResponse] = []
+
+        async def fetch() -> CachedToken:
+            # _request raises for anything that is not a usable OpenID configuration: only a
+            # checked document is stored, and an error reaches msal as it would without a cache.
+            response = await self._request("GET", url, None, None, headers, deadline)
+            own.append(response)
+            return CachedToken(response.text, time.time(), DISCOVERY_TTL, None)
+
+        stored, _ = await shared.fetch(f"discovery|{url}", fetch, min_remaining=DISCOVERY_TTL / 2)
+        if own:
+            return own[0]
+        body = _json_object(stored.access_token)
+        if body is None or not all(
+            isinstance(body.get(f), str) for f in ("authorization_endpoint", "token_endpoint")
+        ):
+            # Sealed, so written by a process with the keys; but never trust a bad one.
+            return await self._request("GET", url, None, None, headers, deadline)
+        return TransportResponse(200, stored.access_token, {"Content-Type": "application/json"})
 
     # -- one HTTP attempt, on the event loop ----------------------------------------------------
 

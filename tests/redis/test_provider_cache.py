@@ -3,6 +3,7 @@ stand in for replicas: each has its own connection pool)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -14,9 +15,9 @@ from typing import Any
 import pytest
 from cache_support import RedisServer
 
-from aioentra import ClientSecret, ServedFrom, TokenProvider
+from aioentra import ClientSecret, ConfigurationError, ServedFrom, TokenProvider
 from aioentra._config import Settings
-from aioentra.emulator import Api, App, Emulator
+from aioentra.emulator import Api, App, Emulator, Fault
 from aioentra.redis import RedisCache
 
 pytestmark = pytest.mark.anyio
@@ -95,11 +96,12 @@ async def test_replicas_share_one_token_and_redis_holds_no_readable_token(
     assert [r.stats().shared_cache_hits for r in replicas] == [0, 1, 1, 1, 1]
     again = await replicas[1].get_token(scope)
     assert again.metadata is not None and again.metadata.source is ServedFrom.MEMORY
-    stored = [raw.get(name) for name in raw.scan_iter(match=f"{prefix}:token:*")]
-    assert len(stored) == 1
-    assert tokens[0].token.encode() not in stored[0]
-    assert b"eyJ" not in stored[0]
-    assert 0 < raw.pttl(next(raw.scan_iter(match=f"{prefix}:token:*"))) <= 3600 * 1000
+    names = list(raw.scan_iter(match=f"{prefix}:token:*"))
+    stored = [raw.get(name) for name in names]
+    assert len(stored) == 2  # the token and the discovery document
+    assert not [blob for blob in stored if tokens[0].token.encode() in blob or b"eyJ" in blob]
+    token_ttl, document_ttl = sorted(raw.pttl(name) for name in names)
+    assert 0 < token_ttl <= 3600 * 1000 < document_ttl <= 24 * 3600 * 1000
 
 
 async def test_a_renewal_after_a_401_never_takes_the_rejected_token_back_from_redis(
@@ -213,3 +215,70 @@ def test_managed_identity_tokens_have_no_shared_cache() -> None:
     from aioentra import ManagedIdentityProvider
 
     assert "cache" not in inspect.signature(ManagedIdentityProvider).parameters
+
+
+def discovery_requests(emu: Emulator) -> int:
+    return emu.requests.count("discovery", tenant=emu.tenant_id)
+
+
+async def test_replicas_share_one_discovery_request(
+    aioentra_isolated: Emulator,
+    aioentra_app: App,
+    make: Callable[..., TokenProvider],
+    scope: str,
+    raw: Any,
+    prefix: str,
+) -> None:
+    """Five cold replicas starting at once send one OpenID discovery request and one token
+    request between them: the discovery document goes through the shared cache too, sealed
+    like a token (it is public, but only a holder of the keys can write what others trust)."""
+    before = discovery_requests(aioentra_isolated)
+    replicas = [make() for _ in range(5)]
+    tokens = await asyncio.gather(*(replica.get_token(scope) for replica in replicas))
+    assert len({t.token for t in tokens}) == 1
+    assert discovery_requests(aioentra_isolated) - before == 1
+    assert token_requests(aioentra_isolated, aioentra_app, scope) == 1
+    stored = [raw.get(name) for name in raw.scan_iter(match=f"{prefix}:token:*")]
+    assert len(stored) == 2  # the token and the discovery document
+    assert not [blob for blob in stored if b"token_endpoint" in blob]  # sealed
+
+
+async def test_a_bad_discovery_answer_is_never_shared(
+    aioentra_isolated: Emulator,
+    aioentra_app: App,
+    make: Callable[..., TokenProvider],
+    scope: str,
+) -> None:
+    """A document that is not an OpenID configuration fails the replica that got it (as
+    without a shared cache) and is not stored: the next replica asks again and succeeds."""
+    aioentra_isolated.faults.add(
+        Fault(
+            "discovery",
+            "respond",
+            body=json.dumps({"issuer": "https://elsewhere.example"}),
+            tenant=aioentra_isolated.tenant_id,
+            count=1,
+        )
+    )
+    before = discovery_requests(aioentra_isolated)
+    with pytest.raises(ConfigurationError, match="not an OpenID configuration"):
+        await make().get_token(scope)
+    assert await make().get_token(scope)
+    assert discovery_requests(aioentra_isolated) - before == 2
+    assert token_requests(aioentra_isolated, aioentra_app, scope) == 1
+
+
+async def test_a_failed_discovery_request_is_retried_and_then_shared(
+    aioentra_isolated: Emulator,
+    aioentra_app: App,
+    make: Callable[..., TokenProvider],
+    scope: str,
+) -> None:
+    aioentra_isolated.faults.add(
+        Fault("discovery", "status", status=503, tenant=aioentra_isolated.tenant_id, count=1)
+    )
+    before = discovery_requests(aioentra_isolated)
+    assert await make().get_token(scope)
+    assert discovery_requests(aioentra_isolated) - before == 2  # the 503, then the document
+    assert await make().get_token(scope)
+    assert discovery_requests(aioentra_isolated) - before == 2

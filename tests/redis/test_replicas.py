@@ -134,10 +134,13 @@ def test_twenty_cold_replicas_send_one_token_request(
     emu = aioentra_isolated
     scope = new_api(emu, aioentra_app)
     group = replicas(20, redis_server)
+    discoveries = emu.requests.count("discovery", tenant=emu.tenant_id)
     answers = ask_all(group, scope)
     assert all(answer["ok"] for answer in answers), answers
     assert len({answer["sha"] for answer in answers}) == 1  # one token, shared
     assert requests_for(emu, aioentra_app, scope) == 1
+    # ... and one discovery request: the OpenID configuration is shared as well.
+    assert emu.requests.count("discovery", tenant=emu.tenant_id) - discoveries == 1
 
 
 def test_redis_killed_mid_run_costs_no_caller_error_and_sharing_resumes(
