@@ -332,15 +332,25 @@ class Flight(Generic[K, V]):
         """The fetches in flight."""
         return (slot.task for slot in list(self.slots.values()) if slot.task is not None)
 
+    def get_nowait(self, key: K) -> V | None:
+        """What :meth:`get` returns without waiting, or ``None`` where it would wait.
+
+        A fresh or refresh-ahead value is returned and counted in :attr:`hits` as ``get``
+        returns and counts it, the background refresh started as ``get`` starts it (once: not
+        while one is in flight or the key backs off). For a key never fetched, past the usable
+        window and once the cell is closed: ``None``, and nothing is started. Call it on the
+        cell's event loop (it may start a task).
+        """
+        slot = self.slots.get(key)
+        if slot is None or self._closed:
+            return None
+        return slot.value if self._serve(key, slot, self._clock.monotonic()) else None
+
     async def get(self, key: K, *, force: bool = False) -> V:
         """The key's value, by the first table of the module docstring."""
         slot = self._slot(key)
         now = self._clock.monotonic()
-        usable = now < slot.usable_until
-        if usable and not force:
-            if now >= slot.fresh_until and slot.task is None and now >= slot.retry_at:
-                self._start(key, slot, FetchReason.AHEAD)
-            self.hits += 1
+        if not force and self._serve(key, slot, now):
             return slot.value
         task = slot.task
         if task is None:
@@ -437,6 +447,16 @@ class Flight(Generic[K, V]):
                 raise self._closed_error()
             slot = self.slots[key] = Slot()
         return slot
+
+    def _serve(self, key: K, slot: Slot[V], now: float) -> bool:
+        """Whether ``get`` answers from ``slot`` at ``now``: its value is usable. Counts the hit
+        and starts the refresh-ahead fetch when it is due."""
+        if now >= slot.usable_until:
+            return False
+        if now >= slot.fresh_until and slot.task is None and now >= slot.retry_at:
+            self._start(key, slot, FetchReason.AHEAD)
+        self.hits += 1
+        return True
 
     def _start(self, key: K, slot: Slot[V], reason: FetchReason) -> asyncio.Task[V]:
         if self._closed:

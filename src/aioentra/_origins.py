@@ -12,6 +12,14 @@ its ASCII (punycode) form, a trailing dot dropped, the default port made explici
 So ``https://Graph.Microsoft.com:443/`` is the same origin as the key above, while
 ``http://graph.microsoft.com`` and ``https://graph.microsoft.com:8443`` are not.
 
+A request's URL is looked up without building its origin. yarl has already normalised the
+host (lower case, IDNA, IPv6 compressed) when it parsed the URL, so the netloc it keeps is, for
+nearly every URL, the normalised origin's ``host[:port]`` (:attr:`OriginScopes.netlocs`, read
+by the integrations' hot paths), and ``host_port_subcomponent`` (the Host header: trailing
+dots and user info dropped, the default port left out) is for nearly all others
+(:meth:`OriginScopes.scope_for`). A hit in either is exact; only a URL that misses both is
+normalised here, the authoritative way.
+
 Bearer tokens travel only over TLS. A plain-http origin is refused at construction
 unless the caller allows it, and only loopback hosts (``localhost``, 127.0.0.0/8,
 ``::1``) can be allowed: that is for test servers, never for a network hop.
@@ -33,6 +41,25 @@ Origin = tuple[str, str, int]
 """``(scheme, host, port)``, normalised."""
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _url_slots() -> bool:
+    """Whether yarl keeps a URL's scheme and netloc in the slots ``_scheme`` and ``_netloc``
+    (normalised when parsed), as every yarl that aiohttp 3.12 accepts does.
+
+    Reading a slot costs a tenth of a cached property of yarl's; that is worth it on a path
+    every request takes. Checked once, here: a yarl that keeps them otherwise gets the
+    public properties' lookup (:meth:`OriginScopes.scope_for`), which answers the same.
+    """
+    try:
+        url = URL("HTTPS://Bücher.example.:8443/path?query#fragment")
+        return (url._scheme, url._netloc) == ("https", "xn--bcher-kva.example.:8443")
+    except Exception:  # pragma: no cover - a yarl without these slots
+        return False
+
+
+URL_SLOTS = _url_slots()
+"""``url._scheme``/``url._netloc`` hold what :attr:`OriginScopes.netlocs` is keyed by."""
 
 
 def origin_of(url: URL) -> Origin | None:
@@ -58,10 +85,18 @@ def origin_from_parts(scheme: str, host: str, port: int | None) -> Origin | None
     return (scheme, host.rstrip(".").lower(), default if port is None else port)
 
 
-def _render(origin: Origin) -> str:
-    scheme, host, port = origin
+def host_port(origin: Origin) -> str:
+    """The origin's host and port as yarl's ``URL.host_port_subcomponent`` writes them.
+
+    ``graph.microsoft.com`` (default port), ``127.0.0.1:8443``, ``[::1]:8443``.
+    """
+    _, host, port = origin
     shown = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{shown}" if port == _DEFAULT_PORTS[scheme] else f"{scheme}://{shown}:{port}"
+    return shown if port == _DEFAULT_PORTS[origin[0]] else f"{shown}:{port}"
+
+
+def _render(origin: Origin) -> str:
+    return f"{origin[0]}://{host_port(origin)}"
 
 
 def _parse_origin(text: str, *, what: str) -> Origin:
@@ -110,7 +145,7 @@ class OriginScopes:
             allowed.
     """
 
-    __slots__ = ("_scopes",)
+    __slots__ = ("_scopes", "hosts", "netlocs")
 
     def __init__(
         self, scopes: Mapping[str, str], *, allow_http: bool | Iterable[str] = False
@@ -150,17 +185,37 @@ class OriginScopes:
                     ),
                 )
         self._scopes = parsed
+        hosts: dict[str, dict[str, str]] = {}
+        for origin, scope in parsed.items():
+            hosts.setdefault(origin[0], {})[host_port(origin)] = scope
+        self.hosts: Mapping[str, Mapping[str, str]] = hosts
+        """scheme -> :func:`host_port` -> scope: :meth:`scope_for`'s first lookup (a hit is
+        the answer, a miss is not)."""
+        netlocs = dict(hosts.get("https", {}))
+        for origin, scope in parsed.items():
+            if origin[0] == "https" and origin[2] == 443:  # as written: "host:443"
+                netlocs[f"{host_port(origin)}:443"] = scope
+        self.netlocs: Mapping[str, str] = netlocs
+        """The https origins by the netloc a yarl URL of theirs keeps (``url._netloc``, read
+        when :data:`URL_SLOTS`): ``host[:port]``, the default port left out or written. A hit
+        is the answer (a netloc without user info names its host and port); a miss goes to
+        :meth:`scope_for`. Read-only, for the integrations' hot paths to inline."""
 
     def scope_for(self, url: URL) -> str | None:
         """The scope of the token ``url`` may receive, or ``None`` if it gets no token."""
-        # yarl has already lower-cased and IDNA-encoded the host and filled in the default
-        # port, so the raw triple almost always is the normalised origin: try it first.
-        raw = (url.scheme, url.raw_host, url.port)
-        scope = self._scopes.get(raw)  # type: ignore[arg-type]  # a wider key type: a miss
-        if scope is not None:
-            return scope
+        # The fast path reads two properties that an aiohttp request has already cached on
+        # its URL (the session checks the scheme, the Host header is host_port_subcomponent)
+        # and builds nothing. A hit is exact: the key is the normalised origin, written as
+        # host_port_subcomponent writes a host that is already normalised. A URL whose host
+        # yarl left in another form (built with encoded=True in upper case, an IPv6 zone in
+        # upper case) misses, and its origin is normalised below.
+        hosts = self.hosts.get(url.scheme)
+        if hosts is not None:
+            scope = hosts.get(url.host_port_subcomponent)  # type: ignore[arg-type]  # None: a miss
+            if scope is not None:
+                return scope
         origin = origin_of(url)
-        return None if origin is None or origin == raw else self._scopes.get(origin)
+        return None if origin is None else self._scopes.get(origin)
 
     def scope_of(self, origin: Origin | None) -> str | None:
         """The scope mapped to a normalised origin (:func:`origin_from_parts`), if any."""

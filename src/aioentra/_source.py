@@ -30,8 +30,6 @@ from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Hashable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import aiohttp
-
 from . import _reporting as reporting
 from ._authority import validate_scope
 from ._errors import (
@@ -54,6 +52,8 @@ from ._workers import WorkerPool
 
 if TYPE_CHECKING:
     from types import TracebackType
+
+    import aiohttp
 
     from ._azure import AzureCredential
 
@@ -216,6 +216,13 @@ class TokenSourceBase:
         """``(client id, tenant)`` for log lines."""
         return ("-", "-")
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A get_token of its own (an app's wrapper that counts or logs its callers) must see
+        # every call: the peek, which reads the cache itself, would go around it.
+        if "get_token" in cls.__dict__ and "peek_token" not in cls.__dict__:
+            setattr(cls, "peek_token", _no_peek)  # noqa: B010  # mypy: no assigning a method
+
     # -- public API ----------------------------------------------------------------------------
 
     async def get_token(
@@ -250,6 +257,44 @@ class TokenSourceBase:
         ):
             return slot.value
         return await self._get_token(scope, claims, tenant_id, force_refresh, None)
+
+    def peek_token(self, scope: str) -> AccessToken | None:
+        """The token ``get_token(scope)`` would return without waiting, or ``None``.
+
+        For hot paths that would rather not make a coroutine per call (the aiohttp middleware
+        and the httpx auth use it): a dict lookup and a clock read, no lock, no I/O, nothing
+        raised. A token in its fresh window is returned as ``get_token`` returns it. In its
+        refresh-ahead window it is returned too, and the one background refresh is started
+        just as ``get_token`` starts it (not while one is in flight or the key backs off).
+        Hits count in ``stats().memory_hits`` as ``get_token``'s do.
+
+        ``None`` means "await ``get_token(scope)``": nothing cached for the scope yet, the
+        token past its usable window, the source closed or bound to another event loop. Only
+        the plain token of the source's own tenant is peeked (no claims, no ``tenant_id``).
+        In a subclass with a ``get_token`` of its own, ``peek_token`` always returns ``None``,
+        so that every caller goes through that ``get_token``.
+        """
+        try:
+            slot = self._lookup(scope)
+        except TypeError:
+            return None  # not hashable: get_token says what is wrong
+        if slot is None:
+            return None
+        if _monotonic() < slot.fresh_until:
+            return slot.value
+        return self._peek_refreshing(scope)
+
+    def _peek_refreshing(self, scope: str) -> AccessToken | None:
+        """:meth:`peek_token` past the fresh window: what ``_get_token`` answers without
+        awaiting (the usable token, with the refresh-ahead started), checked as it checks."""
+        if self._closed or not self._loop_alive or scope not in self._valid_scopes:
+            return None
+        try:
+            if asyncio.get_running_loop() is not self._loop:
+                return None
+        except RuntimeError:  # no running loop: the refresh needs one
+            return None
+        return self._flight.get_nowait(scope)
 
     async def renew_token(
         self, scope: str, *, rejected: AccessToken, tenant_id: str | None = None
@@ -600,6 +645,8 @@ class TokenSourceBase:
                     f"ca_file {self._ca_file!r} could not be loaded: {type(exc).__name__}",
                     hint="give a readable PEM file with the CA certificates to trust.",
                 ) from None
+        import aiohttp  # here, not at module level: importing the SDK does not load aiohttp
+
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=context, limit=self._max_workers * 2),
             trust_env=self._trust_env,
@@ -644,17 +691,38 @@ def _make_instrumented(cls: type[TokenSourceBase]) -> type[TokenSourceBase]:
             return slot.value
         return await self._get_token(scope, claims, tenant_id, force_refresh, None)
 
+    def peek_token(self: TokenSourceBase, scope: str) -> AccessToken | None:
+        try:
+            slot = self._lookup(scope)
+        except TypeError:
+            return None
+        if slot is None:
+            return None
+        if self._clock.monotonic() < slot.fresh_until:
+            self._hits += 1
+            return slot.value
+        return self._peek_refreshing(scope)  # counted by the cell, as get_token's
+
     get_token.__doc__ = cls.get_token.__doc__
+    peek_token.__doc__ = cls.peek_token.__doc__
     namespace: dict[str, Any] = {
         "__slots__": (),
         "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,
         "__doc__": cls.__doc__,
     }
-    # A subclass with a get_token of its own keeps it (its hits are counted by the cell only).
+    # A subclass with a get_token of its own keeps it (its hits are counted by the cell only),
+    # and its peek_token, which returns None (see TokenSourceBase.__init_subclass__).
     if cls.get_token is TokenSourceBase.get_token:
         namespace["get_token"] = get_token
+    if cls.peek_token is TokenSourceBase.peek_token:
+        namespace["peek_token"] = peek_token
     return type(cls.__name__, (cls,), namespace)
+
+
+def _no_peek(self: TokenSourceBase, scope: str) -> AccessToken | None:
+    """``peek_token`` of a subclass with a ``get_token`` of its own: always "ask get_token"."""
+    return None
 
 
 class _Observer:

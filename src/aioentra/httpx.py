@@ -48,7 +48,7 @@ except ImportError:  # pragma: no cover - exercised in a subprocess without http
 from ._challenge import Challenge, Retry, decide, parse_bearer_challenge
 from ._errors import ConfigurationError
 from ._origins import Origin, OriginScopes, origin_from_parts
-from ._recursion import ACQUIRING, acquire
+from ._recursion import ACQUIRING, acquire, peek_of
 from ._token import AccessToken
 
 if TYPE_CHECKING:
@@ -142,6 +142,7 @@ class BearerTokenAuth(httpx.Auth):
         allow_http: bool | Iterable[str] = False,
     ) -> None:
         self._source = source
+        self._peek = peek_of(source)
         self._origins = OriginScopes(scopes, allow_http=allow_http)
         _refuse_kept_on_upgrade(self._origins)
 
@@ -178,13 +179,19 @@ class BearerTokenAuth(httpx.Auth):
         asked. It gets back the last hop's response, whose ``.request`` is that hop.
         """
         scope = self._origins.scope_of(_origin(request.url))
-        # A request made from inside this source's own fetch goes out without a token,
-        # instead of asking the source again, forever (aioentra._recursion; the guard is
-        # shared with the aiohttp middleware).
-        if scope is None or self._source in ACQUIRING.get():
+        if scope is None:
             yield request
             return
-        token = await acquire(self._source, self._source.get_token(scope))
+        # A warm token without a coroutine (peek_token), else the recursion guard, as in the
+        # aiohttp middleware: a request made from inside this source's own fetch goes out
+        # without a token instead of asking the source again, forever (aioentra._recursion).
+        peek = self._peek
+        token = None if peek is None else peek(scope)
+        if token is None:
+            if self._source in ACQUIRING.get():
+                yield request
+                return
+            token = await acquire(self._source, self._source.get_token(scope))
         renewed: set[Origin] = set()  # origins whose rejected token was replaced
         introduced: set[Origin] = set()  # redirect targets sent their first token
         while True:
@@ -201,6 +208,9 @@ class BearerTokenAuth(httpx.Auth):
             _forget(response, value)
             if response.status_code != 401:
                 return
+            if self._source in ACQUIRING.get():
+                return  # sent with a peeked token from inside this source's own fetch: a new
+                # token would be that very fetch's, which waits for this request
             origin = _origin(hop.url)
             hop_scope = self._origins.scope_of(origin)
             if hop_scope is None or (carried and hop_scope != scope):

@@ -160,6 +160,49 @@ async def test_background_failures_are_reported_not_raised_and_back_off(
     assert flight.in_flight("k")  # one new background attempt
 
 
+async def test_get_nowait_answers_what_get_answers_without_waiting(
+    source: Source, clock: ManualClock
+) -> None:
+    flight, log = make(source, clock, failure_backoff=2.0, max_failure_backoff=60.0)
+    assert flight.get_nowait("k") is None  # never fetched: nothing started
+    assert source.calls == 0 and not flight.in_flight("k") and flight.hits == 0
+    await flight.get("k")
+    assert flight.get_nowait("k") == "k-1" and flight.hits == 1  # fresh: counted as get counts
+    clock.advance(FRESH)  # the refresh-ahead window
+    source.hold()
+    assert [flight.get_nowait("k") for _ in range(20)] == ["k-1"] * 20
+    assert flight.in_flight("k")
+    await until_started(source)
+    assert source.calls == 2  # one background refresh, as get starts it
+    assert flight.hits == 21
+    source.gate.set()
+    task = flight.slots["k"].task
+    assert task is not None and await task == "k-2"
+    assert flight.get_nowait("k") == "k-2" and log.reasons == [FetchReason.COLD, FetchReason.AHEAD]
+
+
+async def test_get_nowait_starts_nothing_while_the_key_backs_off_or_past_its_window(
+    source: Source, clock: ManualClock
+) -> None:
+    flight, _ = make(source, clock, failure_backoff=2.0, max_failure_backoff=60.0)
+    await flight.get("k")
+    clock.advance(FRESH)
+    source.errors = [IdentityProviderUnavailableError("down")] * 5
+    assert flight.get_nowait("k") == "k-1"
+    task = flight.slots["k"].task
+    assert task is not None
+    with pytest.raises(IdentityProviderUnavailableError):
+        await asyncio.shield(task)
+    assert [flight.get_nowait("k") for _ in range(10)] == ["k-1"] * 10  # backing off
+    assert source.calls == 2 and not flight.in_flight("k")
+    clock.advance(USABLE)  # past the usable window: get would wait (or raise), so None
+    hits = flight.hits
+    assert flight.get_nowait("k") is None
+    assert source.calls == 2 and not flight.in_flight("k") and flight.hits == hits
+    await flight.close()
+    assert flight.get_nowait("k") is None
+
+
 async def test_past_the_usable_window_callers_wait_and_share_one_error(
     source: Source, clock: ManualClock
 ) -> None:

@@ -406,3 +406,16 @@ class FakeTokenSource:
         if claims is not None:
             self._flight.put((scope, None), fetched)
         return fetched
+
+
+class PeekingSource(FakeTokenSource):
+    """A :class:`FakeTokenSource` with the optional ``peek_token``, over the same cell (what
+    :meth:`aioentra.TokenProvider.peek_token` answers, and when it refreshes)."""
+
+    def __init__(self, issuer: LocalIssuer) -> None:
+        super().__init__(issuer)
+        self.peeks = 0
+
+    def peek_token(self, scope: str) -> AccessToken | None:
+        self.peeks += 1
+        return self._flight.get_nowait((scope, None))

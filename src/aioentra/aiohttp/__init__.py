@@ -36,13 +36,14 @@ from aiohttp.multipart import BodyPartReaderPayload
 from aiohttp.payload import AsyncIterablePayload, Payload
 
 from .._challenge import Challenge, Retry, decide, parse_bearer_challenge
-from .._origins import OriginScopes
-from .._recursion import ACQUIRING, acquire
+from .._origins import URL_SLOTS, OriginScopes
+from .._recursion import ACQUIRING, acquire, peek_of
 from .._token import AccessToken
 
 __all__ = ["BearerTokenMiddleware", "TokenSource", "authenticated_session", "is_replayable"]
 
 _log = logging.getLogger("aioentra.aiohttp")
+_AUTHORIZATION = hdrs.AUTHORIZATION
 
 
 class TokenSource(Protocol):
@@ -52,6 +53,11 @@ class TokenSource(Protocol):
     methods will do. Both must be cheap when the answer is cached and must
     single-flight their network calls: the middleware calls them on every
     request and never adds a lock of its own.
+
+    A source may also have ``peek_token(scope) -> AccessToken | None``, a plain
+    method that returns the token ``get_token(scope)`` would return without
+    waiting, or ``None`` (see :meth:`aioentra.TokenProvider.peek_token`). The
+    middleware then calls it first, and awaits ``get_token`` only on ``None``.
     """
 
     async def get_token(self, scope: str, *, claims: str | None = None) -> AccessToken:
@@ -102,7 +108,7 @@ class BearerTokenMiddleware:
     session's list). A ``401`` is retried at most once per request or redirect hop.
     """
 
-    __slots__ = ("_origins", "_source")
+    __slots__ = ("_netlocs", "_origins", "_peek", "_scope_for", "_source")
 
     def __init__(
         self,
@@ -113,6 +119,9 @@ class BearerTokenMiddleware:
     ) -> None:
         self._source = source
         self._origins = OriginScopes(scopes, allow_http=allow_http)
+        self._netlocs = self._origins.netlocs
+        self._scope_for = self._origins.scope_for
+        self._peek = peek_of(source)
 
     @property
     def scopes(self) -> Mapping[str, str]:
@@ -125,23 +134,31 @@ class BearerTokenMiddleware:
         return f"BearerTokenMiddleware(origins={sorted(self.scopes)!r})"
 
     async def __call__(self, request: ClientRequest, handler: ClientHandlerType) -> ClientResponse:
-        scope = self._origins.scope_for(request.url)
-        # A request made from inside this source's own fetch goes out without a token,
-        # instead of asking the source again, forever (aioentra._recursion).
-        acquiring = ACQUIRING.get()
-        if scope is None or self._source in acquiring:
+        # An https URL's netloc as yarl keeps it is a key of OriginScopes.netlocs (two slot
+        # reads, one dict lookup: aioentra._origins); anything else gets scope_for.
+        url = request.url
+        scope = self._netlocs.get(url._netloc) if URL_SLOTS and url._scheme == "https" else None
+        if scope is None and (scope := self._scope_for(url)) is None:
             return await handler(request)
-        guard = ACQUIRING.set((*acquiring, self._source))
-        try:
-            token = await self._source.get_token(scope)
-        finally:
-            ACQUIRING.reset(guard)
+        # A warm token, without a coroutine (peek_token): nothing to wait for, so nothing
+        # that could wait for itself. Otherwise the recursion guard (aioentra._recursion): a
+        # request made from inside this source's own fetch goes out without a token instead
+        # of asking the source again, forever; any other caller awaits the source.
+        peek = self._peek
+        token = None if peek is None else peek(scope)
+        if token is None:
+            if self._source in ACQUIRING.get():
+                return await handler(request)
+            token = await acquire(self._source, self._source.get_token(scope))
         # _send(), inlined: this is the path every request takes.
-        request.headers[hdrs.AUTHORIZATION] = token.authorization
+        request.headers[_AUTHORIZATION] = token.authorization
         try:
             response = await handler(request)
         finally:
-            request.headers.popall(hdrs.AUTHORIZATION, None)
+            try:  # noqa: SIM105  # contextlib.suppress costs a context manager per request
+                del request.headers[_AUTHORIZATION]  # every Authorization, as popall() does
+            except KeyError:  # gone already (an inner middleware took it off)
+                pass
         if response.status != 401:
             return response
         return await self._answer_401(request, handler, response, scope, token)
@@ -155,6 +172,10 @@ class BearerTokenMiddleware:
         rejected: AccessToken,
     ) -> ClientResponse:
         """RFC 6750 section 3.1: a new token can fix ``invalid_token`` and claims challenges."""
+        if self._source in ACQUIRING.get():
+            # Sent with a peeked token from inside this source's own fetch (a refresh ahead,
+            # a renewal): a new token would be that very fetch's, which waits for this.
+            return response
         verdict = decide(response.status, response.headers.getall(hdrs.WWW_AUTHENTICATE, []))
         decision, challenge = verdict.retry, verdict.challenge
         if decision is None:
