@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import aioentra
+from aioentra.emulator import Api, App, Emulator
 
 PACKAGE = Path(aioentra.__file__).parent
 ROOT = PACKAGE.parent.parent
@@ -135,6 +140,162 @@ asyncio.run(main())
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip() == "[]", result.stdout
+
+
+# What a process that only builds a provider must not load (each name with its submodules).
+HEAVY = (
+    "aiohttp",
+    "azure.core",
+    "azure.identity",
+    "azure.keyvault",
+    "cryptography",
+    "jwt",
+    "msal",
+    "requests",
+)
+
+# Run in a fresh interpreter: prints, as JSON lines, the heavy modules loaded at each step, and
+# which thread imported aiohttp and msal. The emulator (the test's own, in this process) is
+# described on stdin, so no secret is on a command line.
+_FRESH_PROCESS = """
+import asyncio, json, sys, threading
+
+HEAVY = %r
+importers = {}
+
+def audit(event, args):
+    if event == "import" and args[0] in ("aiohttp", "msal"):
+        importers.setdefault(args[0], threading.current_thread().name)
+
+sys.addaudithook(audit)
+
+def loaded():
+    return sorted(h for h in HEAVY if any(m == h or m.startswith(h + ".") for m in sys.modules))
+
+from aioentra import ClientSecret, TokenProvider
+
+where = json.load(sys.stdin)
+provider = TokenProvider(
+    ClientSecret(where["secret"]), tenant_id=where["tenant_id"], client_id=where["client_id"],
+    authority=where["authority"], ca_file=where["ca_file"],
+)
+print(json.dumps({"built": loaded()}), flush=True)
+
+async def main():
+    async with provider:
+        print(json.dumps({"entered": loaded()}), flush=True)
+        for _ in range(2):
+            try:
+                token = await provider.get_token(where["scope"])
+            except Exception as error:
+                print(json.dumps({"error": [type(error).__name__, error.message]}), flush=True)
+            else:
+                print(json.dumps({"token": loaded(), "has_token": bool(token.token)}), flush=True)
+    print(json.dumps({"importers": importers}), flush=True)
+
+asyncio.run(main())
+"""
+
+
+def _fresh_process(
+    emulator: Emulator, app: App, scope: str, prelude: str = ""
+) -> list[dict[str, Any]]:
+    where = {
+        "secret": app.secret,
+        "tenant_id": emulator.tenant_id,
+        "client_id": app.client_id,
+        "authority": emulator.base_url,
+        "ca_file": emulator.ca_file,
+        "scope": scope,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", prelude + _FRESH_PROCESS % (HEAVY,)],
+        input=json.dumps(where),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_building_a_provider_loads_no_heavy_dependency_and_a_secret_token_no_crypto(
+    aioentra_isolated: Emulator, aioentra_app: App, aioentra_api: Api
+) -> None:
+    """Importing and building a secret provider loads none of HEAVY. aiohttp loads when it
+    starts, msal (with requests) on the first token request, both in a worker thread; a
+    client secret never loads cryptography, PyJWT or the Azure SDKs (msal does not either)."""
+    aioentra_isolated.grant(aioentra_app, aioentra_api, [])
+    scope = f"{aioentra_api.identifier_uri}/.default"
+    built, entered, first, second, importers = _fresh_process(
+        aioentra_isolated, aioentra_app, scope
+    )
+    assert built == {"built": []}
+    assert entered == {"entered": ["aiohttp"]}
+    assert first == second == {"token": ["aiohttp", "msal", "requests"], "has_token": True}
+    assert importers["importers"].keys() == {"aiohttp", "msal"}
+    assert all(name.startswith("aioentra-msal") for name in importers["importers"].values())
+    assert aioentra_isolated.requests.count(endpoint="token", client_id=aioentra_app.client_id) == 1
+
+
+def test_a_secret_from_the_environment_loads_no_heavy_dependency() -> None:
+    """``from_environment`` (the settings module) with a client secret loads what building
+    the provider by hand loads: none of HEAVY."""
+    code = f"""
+import json, sys
+from aioentra import TokenProvider
+TokenProvider.from_environment({{
+    "AZURE_TENANT_ID": "contoso.onmicrosoft.com",
+    "AZURE_CLIENT_ID": "0" * 8,
+    "AZURE_CLIENT_SECRET": "x" * 40,
+}})
+heavy = [h for h in {HEAVY!r} if any(m == h or m.startswith(h + ".") for m in sys.modules)]
+print(json.dumps(heavy))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert json.loads(result.stdout) == []
+
+
+def test_a_missing_msal_is_a_configuration_error_on_every_request(
+    aioentra_isolated: Emulator, aioentra_app: App
+) -> None:
+    """msal is imported at the first token request: without it, that request (and the next)
+    fails with a typed error saying what to install, and nothing is sent."""
+    lines = _fresh_process(
+        aioentra_isolated,
+        aioentra_app,
+        "api://unused/.default",
+        "import sys\nsys.modules['msal'] = None\n",
+    )
+    errors = [line["error"] for line in lines if "error" in line]
+    assert len(errors) == 2
+    for kind, message in errors:
+        assert kind == "ConfigurationError"
+        assert message == "msal could not be imported: ModuleNotFoundError (no module named 'msal')"
+    assert aioentra_isolated.requests.count(client_id=aioentra_app.client_id) == 0
+
+
+def test_msal_is_imported_once_whichever_threads_ask_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first token requests of several providers (or keys) at once share one import."""
+    from aioentra import _engine
+
+    monkeypatch.setattr(_engine, "_msal_loaded", [])
+    monkeypatch.setattr(_engine, "_msal_failure", [])
+    barrier = threading.Barrier(8)
+
+    def load() -> object:
+        barrier.wait()
+        return _engine.load_msal()
+
+    with ThreadPoolExecutor(8) as pool:
+        modules = list(pool.map(lambda _: load(), range(8)))
+    assert len({id(module) for module in modules}) == 1
+    assert modules[0].__name__ == "aioentra._msal"
+    assert len(_engine._msal_loaded) == 1
 
 
 def test_user_code_type_checks_against_the_public_api(tmp_path: Path) -> None:

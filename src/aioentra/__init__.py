@@ -7,9 +7,11 @@ The one object an app holds is :class:`TokenProvider`::
     async with TokenProvider(ClientSecret(secret), tenant_id=tenant, client_id=client) as p:
         token = await p.get_token("api://my-api/.default")
 
-Importing ``aioentra`` is cheap: the modules behind the public names (and msal,
-aiohttp and cryptography) load on first use, so the pytest plugin costs nothing
-in test suites that never use it.
+Importing ``aioentra`` is cheap: the modules behind the public names load on first
+use, so the pytest plugin costs nothing in test suites that never use it. Importing
+and building a :class:`TokenProvider` loads neither aiohttp, msal, cryptography nor
+the Azure SDKs: aiohttp loads when it starts and msal with its first token request
+(each in a worker thread), cryptography and PyJWT with a credential that signs.
 """
 
 from __future__ import annotations

@@ -39,12 +39,13 @@ import os
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from ._errors import ConfigurationError, raises_cleanly
+
+if TYPE_CHECKING:
+    # cryptography loads with the first Keyring: a provider without one never imports it.
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 __all__ = [
     "CachedToken",
@@ -192,6 +193,8 @@ class Keyring:
 
     @raises_cleanly
     def __init__(self, keys: str | bytes | Sequence[str | bytes]) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
         raw = _parse_keys(keys)
         self._ciphers: dict[bytes, AESGCM] = {}
         for material in raw:
@@ -230,6 +233,8 @@ class Keyring:
             return Unreadable("malformed entry")
 
     def _open(self, key: str, blob: object) -> CachedToken | Unreadable:
+        from cryptography.exceptions import InvalidTag  # loaded with AESGCM, by __init__
+
         if not isinstance(blob, (bytes, bytearray, memoryview)):
             return Unreadable(f"not bytes but {type(blob).__name__}")
         data = bytes(blob)

@@ -50,14 +50,12 @@ from ._errors import ConfigurationError, raises_cleanly
 from ._tls import checked_ssl_context
 from ._where import Where, naming, relocated
 from .credentials import (
-    Certificate,
+    # Certificate, KeyWithThumbprint and the Key Vault credentials are imported where a
+    # setting names one: a secret loads neither cryptography, PyJWT nor the Key Vault code.
     ClientAssertion,
     ClientSecret,
     Credential,
     CredentialChain,
-    KeyVaultCertificate,
-    KeyVaultSecret,
-    KeyWithThumbprint,
     ManagedIdentityAssertion,
 )
 
@@ -311,6 +309,8 @@ def _environment_credential(env: Mapping[str, str]) -> Credential:
         with naming(Where.environment("AZURE_CLIENT_SECRET")):
             return ClientSecret(env["AZURE_CLIENT_SECRET"])
     if env.get("AZURE_CLIENT_CERTIFICATE_PATH"):
+        from .credentials import Certificate
+
         with naming(Where.environment("AZURE_CLIENT_CERTIFICATE_PATH")):
             return Certificate.from_file(
                 env["AZURE_CLIENT_CERTIFICATE_PATH"],
@@ -451,6 +451,8 @@ class _FileReader:
         if secret:
             with naming(where.at("secret")):
                 return ClientSecret(secret)
+        from .credentials import Certificate, KeyWithThumbprint
+
         if key_file:
             key_path = self.base / key_file
             with naming(where.at("private_key_file"), "check private_key_file and passphrase."):
@@ -561,6 +563,8 @@ class _FileReader:
                 raise ConfigurationError(
                     f"{where.at('KeyVaultCertificateName')} is missing (or KeyVaultSecretName)"
                 )
+            from .credentials import KeyVaultCertificate, KeyVaultSecret
+
             with naming(where):
                 if certificate:
                     return KeyVaultCertificate(vault, certificate, **trust)
@@ -569,6 +573,8 @@ class _FileReader:
         if kind == "Path":
             disk_path = _needed(item, "CertificateDiskPath", where)
             hint = "check CertificateDiskPath and CertificatePassword."
+            from .credentials import Certificate
+
             with naming(where.at("CertificateDiskPath"), hint):
                 return Certificate.from_file(self.base / disk_path, password=password)
         if kind == "Base64Encoded":
@@ -598,6 +604,8 @@ class _FileReader:
 def _base64_certificate(encoded: str, password: str | None, where: Where) -> Credential:
     import base64
     import binascii
+
+    from .credentials import Certificate
 
     key = where.at("Base64EncodedValue")
     try:

@@ -28,9 +28,8 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping, Sequence
+from types import ModuleType
 from typing import Any, TypeVar
-
-import msal
 
 from ._authority import AnyAuthority, Authority, OidcAuthority
 from ._errors import (
@@ -49,7 +48,7 @@ from ._transport import PLACEHOLDER_SECRET, LoopTransport
 from ._workers import WorkerPool
 from .credentials._base import AssertionContext, Credential, Proof
 
-__all__ = ["MsalEngine", "NoThrottleCache", "NoTokenCache", "run_in_worker", "with_retries"]
+__all__ = ["MsalEngine", "NoThrottleCache", "load_msal", "run_in_worker", "with_retries"]
 
 logger = logging.getLogger("aioentra.provider")
 T = TypeVar("T")
@@ -58,11 +57,39 @@ MAX_TENANT_APPS = 64
 """msal applications kept (one per tenant); an evicted tenant's next request rediscovers it."""
 
 
-class NoTokenCache(msal.TokenCache):  # type: ignore[misc]
-    """An msal token cache that keeps nothing: the provider's cache is the only one."""
+_msal_lock = threading.Lock()
+_msal_loaded: list[ModuleType] = []  # aioentra._msal, once imported
+_msal_failure: list[str] = []  # why it could not be, once that is known
 
-    def add(self, event: Any, now: Any = None) -> None:
-        return None
+
+def load_msal() -> ModuleType:
+    """:mod:`aioentra._msal` (msal, and its :class:`~aioentra._msal.NoTokenCache`).
+
+    Imported once per process, on the first token request, in the worker thread that runs
+    msal: the event loop never waits for it. A missing or broken msal is remembered and
+    raised as a :class:`ConfigurationError` by every request (never retried: it is the
+    installation, not the network)."""
+    if _msal_loaded:
+        return _msal_loaded[0]
+    with _msal_lock:
+        if not _msal_loaded and not _msal_failure:
+            try:
+                from . import _msal
+            except Exception as exc:  # ImportError, or whatever a broken msal raises
+                missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+                _msal_failure.append(
+                    type(exc).__name__ + (f" (no module named {missing!r})" if missing else "")
+                )
+            else:
+                _msal_loaded.append(_msal)
+        if _msal_loaded:
+            return _msal_loaded[0]
+        failure = _msal_failure[0]
+    raise ConfigurationError(
+        f"msal could not be imported: {failure}",
+        hint="aioentra sends its token requests with msal (msal>=1.31, one of its "
+        "dependencies): reinstall it, e.g. pip install --force-reinstall 'msal>=1.31'.",
+    )
 
 
 class NoThrottleCache(MutableMapping[str, Any]):
@@ -216,12 +243,13 @@ class MsalEngine:
             if isinstance(authority, OidcAuthority)
             else {"authority": _https(authority.with_tenant(tenant).url)}
         )
-        app = msal.ConfidentialClientApplication(
+        loaded = load_msal()  # the first request's: in this worker thread, once per process
+        app = loaded.msal.ConfidentialClientApplication(
             self._client_id,
             client_credential=PLACEHOLDER_SECRET,
             **where,
             http_client=self._transport,
-            token_cache=NoTokenCache(),
+            token_cache=loaded.NoTokenCache(),
             http_cache=NoThrottleCache(),
             instance_discovery=False,
             client_capabilities=self._capabilities,

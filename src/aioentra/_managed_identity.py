@@ -25,7 +25,7 @@ from typing import Any
 
 import msal
 
-from ._engine import NoThrottleCache, NoTokenCache, run_in_worker, with_retries
+from ._engine import NoThrottleCache, run_in_worker, with_retries
 from ._errors import (
     AioEntraError,
     ConfigurationError,
@@ -36,9 +36,11 @@ from ._errors import (
     raises_cleanly,
 )
 from ._flight import Clock
+from ._msal import NoTokenCache
 from ._policy import RefreshPolicy, RetryPolicy, parse_retry_after
 from ._source import TokenSourceBase
 from ._telemetry import Telemetry
+from ._tls import load_aiohttp
 from ._token import TokenResponse, parse_token_response
 from ._transport import LoopTransport, TransportResponse
 
@@ -133,6 +135,9 @@ class ManagedIdentityProvider(TokenSourceBase):
         # A managed identity lives in one tenant and its endpoint takes none: a tenant an
         # Azure SDK client names (Key Vault's challenge does) changes nothing.
         return None
+
+    async def _start(self) -> None:
+        await load_aiohttp(self._workers)
 
     async def _acquire(
         self, scope: str, claims: str | None, tenant: str | None, deadline: float

@@ -17,8 +17,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypedDict
 from urllib.parse import urlsplit
 
-import aiohttp
-
 from ._authority import AZURE_PUBLIC_CLOUD, AnyAuthority, Authority, OidcAuthority, TenantRules
 from ._cache import CachedToken
 from ._engine import MsalEngine
@@ -28,13 +26,17 @@ from ._policy import RefreshPolicy, RetryPolicy
 from ._source import TokenSourceBase, _key
 from ._stats import error_code
 from ._telemetry import Telemetry
-from ._tls import checked_ssl_context
+from ._tls import checked_ssl_context, load_aiohttp
 from ._token import ServedFrom, TokenResponse
 from ._transport import LoopTransport
 from .credentials import RELOAD_CODES, Credential, ReloadReason
 from .credentials._base import close_credential, reload_credential, start_credential
 
 if TYPE_CHECKING:
+    # aiohttp loads when the provider starts (in a worker thread), msal with its first token
+    # request, cryptography and PyJWT with a credential that signs: importing and building a
+    # provider loads none of them.
+    import aiohttp
     from typing_extensions import Unpack
 
     from ._cache import SharedCache
@@ -310,6 +312,7 @@ class TokenProvider(TokenSourceBase):
         return self._client_id, self._authority.tenant
 
     async def _start(self) -> None:
+        await load_aiohttp(self._workers)
         await start_credential(self._credential)
 
     async def _close_owned(self) -> None:

@@ -2,20 +2,45 @@
 
 The checks do no I/O; token sources and Key Vault access call them on what a user hands them
 (a session, an SSL context) before anything is sent. :func:`load_verify_context` reads a CA
-file off the event loop.
+file off the event loop, and :func:`load_aiohttp` imports aiohttp off it.
 """
 
 from __future__ import annotations
 
 import functools
 import ssl
-
-import aiohttp
+import sys
+from typing import TYPE_CHECKING
 
 from ._errors import ConfigurationError
 from ._workers import WorkerPool
 
-__all__ = ["checked_session", "checked_ssl_context", "load_verify_context"]
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["checked_session", "checked_ssl_context", "load_aiohttp", "load_verify_context"]
+
+
+async def load_aiohttp(workers: WorkerPool) -> None:
+    """Import aiohttp in one of ``workers``, unless it is imported already.
+
+    A token source calls this when it starts, before it opens its session: importing aiohttp
+    (about a hundred modules, and the default SSL contexts it makes) takes longer than a token
+    request to a nearby server, and the event loop does not wait for it. A missing or broken
+    aiohttp is a :class:`ConfigurationError`."""
+    if "aiohttp" not in sys.modules:
+        await workers.run(_import_aiohttp)
+
+
+def _import_aiohttp() -> None:
+    try:
+        import aiohttp  # noqa: F401
+    except Exception as exc:  # ImportError, or whatever a broken aiohttp raises
+        raise ConfigurationError(
+            f"aiohttp could not be imported: {type(exc).__name__}",
+            hint="aioentra sends its requests with aiohttp (one of its dependencies): "
+            "reinstall it, e.g. pip install --force-reinstall 'aiohttp>=3.12.1'.",
+        ) from None
 
 
 def checked_session(session: aiohttp.ClientSession | None) -> aiohttp.ClientSession | None:
@@ -23,6 +48,8 @@ def checked_session(session: aiohttp.ClientSession | None) -> aiohttp.ClientSess
     ours without verifying TLS."""
     if session is None:
         return None
+    import aiohttp  # a session was made with it: loaded already
+
     if not isinstance(session, aiohttp.ClientSession):
         raise ConfigurationError("session must be an aiohttp.ClientSession")
     if session.auth is not None or any(name.lower() == "authorization" for name in session.headers):

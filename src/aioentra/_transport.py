@@ -39,8 +39,6 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
-import aiohttp
-
 from ._errors import (
     AioEntraError,
     ConfigurationError,
@@ -49,12 +47,14 @@ from ._errors import (
     ThrottledError,
     error_from_response,
 )
-from ._netfail import connection_error
 from ._policy import RETRYABLE_STATUS, parse_retry_after
 from ._telemetry import NO_TELEMETRY, Guarded
 from ._token import TokenResponse, parse_token_response
 
 if TYPE_CHECKING:
+    # aiohttp is imported where a request is sent (the session, made before, has loaded it).
+    import aiohttp
+
     from ._cache import SharedCache
 
 __all__ = ["DISCOVERY_TTL", "PLACEHOLDER_SECRET", "LoopTransport", "TransportResponse"]
@@ -288,6 +288,8 @@ class LoopTransport:
         if remaining <= 0:
             raise _out_of_time(method, origin)
         session = await self._session()
+        import aiohttp  # loaded with the session: no cost past the first request
+
         remaining = min(self._attempt_timeout, deadline - self._loop.time())
         if remaining <= 0:
             raise _out_of_time(method, origin)
@@ -311,6 +313,8 @@ class LoopTransport:
                 span.failed(
                     "timeout" if isinstance(exc, asyncio.TimeoutError) else type(exc).__name__
                 )
+                from ._netfail import connection_error
+
                 raise connection_error(f"{method} {origin}", exc, timeout=remaining) from None
             span.status(status)
         if len(raw) > MAX_BODY:
