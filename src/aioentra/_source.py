@@ -565,8 +565,11 @@ class TokenSourceBase:
         ) as span:
             try:
                 deadline = asyncio.get_running_loop().time() + self._retry.total_timeout
-                await self._within(deadline, self._ensure_started(), "starting the credential")
-                await self._within(deadline, self._get_session(), "opening the session")
+                # Started and with a session (every fetch but the first): no wait to bound, and
+                # no task and timer to make for it, which a busy loop would run late.
+                if not self._ready():
+                    await self._within(deadline, self._ensure_started(), "starting the credential")
+                    await self._within(deadline, self._get_session(), "opening the session")
                 response = await self._acquire(scope, claims, tenant, deadline)
             except Exception as error:
                 span.failed(error_code(error))
@@ -603,6 +606,18 @@ class TokenSourceBase:
         # marked as answered from memory (made once here, so the warm path does nothing).
         cached = dataclasses.replace(token, metadata=metadata.served_from(ServedFrom.MEMORY))
         return Fetched(token, started + refresh_after, started + usable_for, cached)
+
+    def _ready(self) -> bool:
+        """Whether the source has started (successfully) and has its session."""
+        started = self._started
+        return (
+            started is not None
+            and started.done()
+            and not started.cancelled()
+            and started.exception() is None
+            and self._session is not None
+            and not self._session.closed
+        )
 
     async def _within(self, deadline: float, work: Awaitable[T], what: str) -> T:
         """``work`` by the request's deadline; shielded, since others may share it."""

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import jwt
 import pytest
@@ -290,3 +291,26 @@ async def test_refresh_policy_is_applied(emulator: Emulator, make_provider: Make
     # but its last 600 s (the reserve), which stays free for retries
     assert 0.25 * lifetime <= token.refresh_on - issued <= lifetime - 120 - 600
     assert slot.usable_until - clock.monotonic() == pytest.approx(lifetime - 120)
+
+
+async def test_a_refresh_of_a_started_provider_makes_no_start_or_session_wait(
+    emulator: Emulator, app: App, make_provider: MakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a fetch before the provider has started and opened its session bounds those waits:
+    each bounded wait is a task and a timer, which a busy event loop runs late, and every
+    refresh-ahead would pay for them."""
+    waits: list[str] = []
+    bounded = TokenProvider._within
+
+    async def counting(self: TokenProvider, deadline: float, work: Any, what: str) -> Any:
+        waits.append(what)
+        return await bounded(self, deadline, work, what)
+
+    monkeypatch.setattr(TokenProvider, "_within", counting)
+    async with make_provider() as provider:
+        waits.clear()  # entering started the credential, bounded like this
+        await provider.get_token(SCOPE)
+        assert waits == ["starting the credential", "opening the session"]
+        await provider.get_token(SCOPE, force_refresh=True)
+        assert waits == ["starting the credential", "opening the session"]
+    assert token_requests(emulator, app) == 2
