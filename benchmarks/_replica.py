@@ -1,38 +1,95 @@
-"""One replica for bench_redis.py: a TokenProvider (with or without a RedisCache) in its own
-process. Prints ``ready``, waits for ``go`` on stdin, runs, prints one JSON line of results."""
+"""One replica for bench_redis.py and bench_processes.py, in its own process.
+
+Prints ``ready``, waits for ``go`` on stdin, runs, prints one JSON line of results.
+
+By default a TokenProvider (with or without a RedisCache) for ``config["issuer"]`` (an OpenID
+provider, through ``oidc_authority=``). With ``config["authority"]`` it is pointed at an
+Entra ID authority instead (the emulator: ``tenant_id``, ``client_id``, ``secret``), and
+``config["library"]`` may pick ``azure-identity`` (aio ``ClientSecretCredential``) or
+``msal`` (``ConfidentialClientApplication``, its calls in threads) in its place. In ``cold``
+mode ``config.get("callers", 1)`` concurrent callers ask for the first token.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aioentra import ClientSecret, RefreshPolicy, TokenProvider
 
 
-async def main(config: dict[str, Any]) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def token_source(config: dict[str, Any]) -> AsyncIterator[Callable[[], Awaitable[Any]]]:
+    """``await get()`` returns a token for ``config["scope"]``."""
+    scope = config["scope"]
+    library = config.get("library", "aioentra")
+    if library == "azure-identity":
+        from azure.identity.aio import ClientSecretCredential
+
+        async with ClientSecretCredential(
+            config["tenant_id"],
+            config["client_id"],
+            config["secret"],
+            authority=config["authority"],
+            connection_verify=config["ca_file"],
+        ) as credential:
+            yield lambda: credential.get_token(scope)
+        return
+    if library == "msal":
+        import msal
+        import requests
+
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = config["ca_file"]
+        app = msal.ConfidentialClientApplication(  # its tenant discovery: one request
+            config["client_id"],
+            client_credential=config["secret"],
+            authority=f"{config['authority']}/{config['tenant_id']}",
+            instance_discovery=False,
+            http_client=session,
+        )
+        yield lambda: asyncio.to_thread(app.acquire_token_for_client, [scope])
+        session.close()
+        return
     cache = None
     if config.get("redis_url"):
         from aioentra.redis import RedisCache
 
         cache = RedisCache(config["redis_url"], key=config["key"], prefix=config["prefix"])
+    if config.get("authority"):
+        where: dict[str, Any] = {
+            "tenant_id": config["tenant_id"],
+            "client_id": config["client_id"],
+            "authority": config["authority"],
+        }
+        secret = config["secret"]
+    else:
+        where = {"client_id": "bench-client", "oidc_authority": config["issuer"]}
+        secret = "bench-secret"
     async with TokenProvider(
-        ClientSecret("bench-secret"),
-        client_id="bench-client",
-        oidc_authority=config["issuer"],
+        ClientSecret(secret),
         ca_file=config["ca_file"],
         cache=cache,
         refresh=RefreshPolicy(expiry_margin=1.0, reserve=0.0),
         trust_env=False,
+        **where,
     ) as provider:
-        scope = config["scope"]
+        yield lambda: provider.get_token(scope)
+
+
+async def main(config: dict[str, Any]) -> dict[str, Any]:
+    async with token_source(config) as get:
         print("ready", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
         if config["mode"] == "cold":
             started = time.perf_counter()
-            await provider.get_token(scope)
+            await asyncio.gather(*(get() for _ in range(config.get("callers", 1))))
             return {"seconds": time.perf_counter() - started}
         latencies: list[float] = []
         errors = 0
@@ -43,7 +100,7 @@ async def main(config: dict[str, Any]) -> dict[str, Any]:
             while time.monotonic() < stop:
                 started = time.perf_counter()
                 try:
-                    await provider.get_token(scope)
+                    await get()
                 except Exception:
                     errors += 1
                 latencies.append(time.perf_counter() - started)

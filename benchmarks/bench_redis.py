@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import platform
@@ -32,6 +33,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +97,38 @@ def free_port() -> int:
         return port
 
 
-async def run_replicas(count: int, config: dict[str, Any]) -> tuple[list[dict[str, Any]], float]:
+@contextlib.asynccontextmanager
+async def redis_server(workdir: str) -> AsyncIterator[str]:
+    """A ``redis-server`` on a free loopback port, stopped on exit; yields its URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed")
+    port = free_port()
+    redis = await asyncio.create_subprocess_exec(
+        *(binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", workdir),
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):  # until it listens (at most 5 s)
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+            else:
+                writer.close()
+                await writer.wait_closed()
+                break
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        redis.terminate()
+        await redis.wait()
+
+
+async def run_replicas(
+    count: int, config: dict[str, Any], env: dict[str, str] | None = None
+) -> tuple[list[dict[str, Any]], float]:
+    """``count`` replica processes: started, then released together; their results and the
+    wall time from the release to the last result."""
     processes = [
         await asyncio.create_subprocess_exec(
             sys.executable,
@@ -103,24 +136,31 @@ async def run_replicas(count: int, config: dict[str, Any]) -> tuple[list[dict[st
             json.dumps(config),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            env=env,
         )
         for _ in range(count)
     ]
-    for process in processes:
-        assert process.stdout is not None
-        assert (await process.stdout.readline()).strip() == b"ready"
-    started = time.perf_counter()
-    for process in processes:
-        assert process.stdin is not None
-        process.stdin.write(b"go\n")
-        await process.stdin.drain()
-    results = []
-    for process in processes:
-        assert process.stdout is not None
-        results.append(json.loads(await process.stdout.readline()))
-    wall = time.perf_counter() - started
-    for process in processes:
-        await process.wait()
+    done = False
+    try:
+        for process in processes:
+            assert process.stdout is not None
+            assert (await process.stdout.readline()).strip() == b"ready"
+        started = time.perf_counter()
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write(b"go\n")
+            await process.stdin.drain()
+        results = []
+        for process in processes:
+            assert process.stdout is not None
+            results.append(json.loads(await process.stdout.readline()))
+        wall = time.perf_counter() - started
+        done = True
+    finally:  # after a failure too, no replica is left behind
+        for process in processes:
+            if not done and process.returncode is None:
+                process.kill()
+            await process.wait()
     return results, wall
 
 
@@ -129,63 +169,55 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer replicas and seconds")
     args = parser.parse_args(argv)
     cold_n, steady_n, seconds, tasks = (4, 2, 7, 20) if args.quick else (20, 8, 20, 200)
-    binary = shutil.which("redis-server")
-    if binary is None:
+    if shutil.which("redis-server") is None:
         print("redis-server is not installed", file=sys.stderr)
         return 1
     ca = trustme.CA()
     server = TokenServer(ca)
     await server.start()
-    port = free_port()
     workdir = tempfile.mkdtemp(prefix="aioentra-bench-redis-")
-    redis = await asyncio.create_subprocess_exec(
-        *(binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", workdir),
-        stdout=subprocess.DEVNULL,
-    )
     ca_file = Path(workdir, "ca.pem")
     ca.cert_pem.write_to_path(str(ca_file))
-    await asyncio.sleep(0.3)  # redis-server starts listening
     cold_rows, steady_rows = [], []
     try:
-        base = {
-            "issuer": server.issuer,
-            "ca_file": str(ca_file),
-            "key": base64.b64encode(os.urandom(32)).decode(),
-        }
-        for label, url in (("without Redis", None), ("with Redis", f"redis://127.0.0.1:{port}/0")):
-            before = server.requests
-            config = {**base, "redis_url": url, "prefix": uuid.uuid4().hex, "mode": "cold"}
-            config["scope"] = f"api://cold-{uuid.uuid4().hex[:6]}/.default"
-            _, wall = await run_replicas(cold_n, config)
-            cold_rows.append([label, str(server.requests - before), f"{wall * 1000:.0f}"])
-            print(cold_rows[-1], flush=True)
-        rollovers = 1.0
-        for label, url in (("without Redis", None), ("with Redis", f"redis://127.0.0.1:{port}/0")):
-            config = {**base, "redis_url": url, "prefix": uuid.uuid4().hex, "mode": "steady"}
-            config.update(scope="api://steady/.default", seconds=seconds, tasks=tasks)
-            before = server.requests
-            results, _ = await run_replicas(steady_n, config)
-            sent = server.requests - before
-            cold = steady_n if url is None else 1
-            if url is None:  # every replica refreshes on its own: that counts the rollovers
-                rollovers = max((sent - cold) / steady_n, 1.0)
-            calls = sum(r["calls"] for r in results)
-            steady_rows.append(
-                [
-                    label,
-                    str(sent),
-                    f"{(sent - cold) / rollovers:.1f}",
-                    f"{max(r['p50'] for r in results) * 1e6:.0f}",
-                    f"{max(r['p99'] for r in results) * 1e6:.0f}",
-                    f"{max(r['max'] for r in results) * 1000:.1f}",
-                    f"{sum(r['over_1ms'] for r in results)} of {calls}",
-                    str(sum(r["errors"] for r in results)),
-                ]
-            )
-            print(steady_rows[-1], flush=True)
+        async with redis_server(workdir) as redis_url:
+            base = {
+                "issuer": server.issuer,
+                "ca_file": str(ca_file),
+                "key": base64.b64encode(os.urandom(32)).decode(),
+            }
+            for label, url in (("without Redis", None), ("with Redis", redis_url)):
+                before = server.requests
+                config = {**base, "redis_url": url, "prefix": uuid.uuid4().hex, "mode": "cold"}
+                config["scope"] = f"api://cold-{uuid.uuid4().hex[:6]}/.default"
+                _, wall = await run_replicas(cold_n, config)
+                cold_rows.append([label, str(server.requests - before), f"{wall * 1000:.0f}"])
+                print(cold_rows[-1], flush=True)
+            rollovers = 1.0
+            for label, url in (("without Redis", None), ("with Redis", redis_url)):
+                config = {**base, "redis_url": url, "prefix": uuid.uuid4().hex, "mode": "steady"}
+                config.update(scope="api://steady/.default", seconds=seconds, tasks=tasks)
+                before = server.requests
+                results, _ = await run_replicas(steady_n, config)
+                sent = server.requests - before
+                cold = steady_n if url is None else 1
+                if url is None:  # every replica refreshes on its own: that counts the rollovers
+                    rollovers = max((sent - cold) / steady_n, 1.0)
+                calls = sum(r["calls"] for r in results)
+                steady_rows.append(
+                    [
+                        label,
+                        str(sent),
+                        f"{(sent - cold) / rollovers:.1f}",
+                        f"{max(r['p50'] for r in results) * 1e6:.0f}",
+                        f"{max(r['p99'] for r in results) * 1e6:.0f}",
+                        f"{max(r['max'] for r in results) * 1000:.1f}",
+                        f"{sum(r['over_1ms'] for r in results)} of {calls}",
+                        str(sum(r["errors"] for r in results)),
+                    ]
+                )
+                print(steady_rows[-1], flush=True)
     finally:
-        redis.terminate()
-        await redis.wait()
         await server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
