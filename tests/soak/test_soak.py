@@ -3,7 +3,8 @@
 ``benchmarks/soak.py`` is the soak of the benchmarks (60 s, 2,000 tasks); this test runs the
 same :func:`soak` for 10 s with 1,000 tasks against an emulator of its own, which runs in this
 process: half the load leaves the loop room to refresh within a 5 s token's 1.25 s window, so
-"no caller waited" is a property of the code here, not of how busy the machine is. It asserts counts, never durations:
+"no caller waited" is a property of the code here, not of how busy the machine is. It
+asserts counts, never durations:
 
 * no call failed;
 * the emulator received exactly as many token requests as the provider made fetches, key by
