@@ -4,11 +4,11 @@ per test."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
-from aioentra import ClientSecret, RetryPolicy, TokenProvider
+from aioentra import AccessToken, ClientSecret, RetryPolicy, TokenProvider
 from aioentra.emulator import MANAGED_IDENTITY_VARIABLES, Api, App, Emulator, ManagedIdentity
 
 API_URI = "api://aioentra-tests"
@@ -103,3 +103,24 @@ def rejected(emulator: Emulator, app: App) -> int:
         for record in emulator.requests.filter("token", client_id=app.client_id)
         if record.status == 401
     )
+
+
+class AuditedProvider(TokenProvider):
+    """A provider subclass with a get_token of its own that counts its callers, as an app's
+    own wrapper would: telemetry and peeks must leave such a wrapper in the path."""
+
+    __slots__ = ()
+    calls: ClassVar[int] = 0
+
+    async def get_token(
+        self,
+        scope: str,
+        *,
+        claims: str | None = None,
+        tenant_id: str | None = None,
+        force_refresh: bool = False,
+    ) -> AccessToken:
+        AuditedProvider.calls += 1
+        return await super().get_token(
+            scope, claims=claims, tenant_id=tenant_id, force_refresh=force_refresh
+        )

@@ -14,7 +14,7 @@ import re
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any, ClassVar
+from typing import Any
 
 import aiohttp
 import pytest
@@ -22,7 +22,6 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from aioentra import (
-    AccessToken,
     ClientSecret,
     FetchReason,
     IdentityProviderUnavailableError,
@@ -44,7 +43,14 @@ from aioentra.otel import OpenTelemetry
 from aioentra.testing import ManualClock
 from middleware.support import RecordingServer, Tls
 
-from .conftest import SCOPE, token_requests, unique, use_managed_identity, vault_reads
+from .conftest import (
+    SCOPE,
+    AuditedProvider,
+    token_requests,
+    unique,
+    use_managed_identity,
+    vault_reads,
+)
 from .test_otel import Otel, otel  # noqa: F401 - the OpenTelemetry SDK fixture, reused
 
 pytestmark = pytest.mark.anyio
@@ -386,32 +392,12 @@ def test_the_metric_callbacks_survive_sources_built_and_closed_meanwhile(
 # -- the instrumented warm path -----------------------------------------------------------------
 
 
-class _Audited(TokenProvider):
-    """A provider subclass that counts its callers (an app's own wrapper)."""
-
-    __slots__ = ()
-    calls: ClassVar[int] = 0
-
-    async def get_token(
-        self,
-        scope: str,
-        *,
-        claims: str | None = None,
-        tenant_id: str | None = None,
-        force_refresh: bool = False,
-    ) -> AccessToken:
-        _Audited.calls += 1
-        return await super().get_token(
-            scope, claims=claims, tenant_id=tenant_id, force_refresh=force_refresh
-        )
-
-
 async def test_telemetry_keeps_a_subclass_s_own_get_token(emulator: Emulator, app: App) -> None:
     """``TokenSourceBase.__new__`` swaps in ``_instrumented(cls)``, a subclass of ``cls`` whose
     ``get_token`` calls ``_get_token`` directly: given ``telemetry=`` (a production option now,
     not only the test ``clock=``), a subclass's own ``get_token`` is silently never called."""
-    _Audited.calls = 0
-    provider = _Audited(
+    AuditedProvider.calls = 0
+    provider = AuditedProvider(
         ClientSecret(app.secret or ""),
         tenant_id=emulator.tenant_id,
         client_id=app.client_id,
@@ -422,7 +408,7 @@ async def test_telemetry_keeps_a_subclass_s_own_get_token(emulator: Emulator, ap
     async with provider:
         await provider.get_token(SCOPE)
         await provider.get_token(SCOPE)
-    assert _Audited.calls == 2
+    assert AuditedProvider.calls == 2
 
 
 # -- the copied context of worker threads -------------------------------------------------------

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import ClassVar
 
 import pytest
 
-from aioentra import AccessToken, ClientSecret, ServedFrom, Telemetry, TokenProvider
+from aioentra import ClientSecret, ServedFrom, Telemetry, TokenProvider
 from aioentra.emulator import App, Emulator, Fault
 from aioentra.testing import ManualClock
 
-from .conftest import SCOPE, token_requests
+from .conftest import SCOPE, AuditedProvider, token_requests
 
 pytestmark = pytest.mark.anyio
 
@@ -137,32 +136,12 @@ async def test_a_closed_source_or_another_loop_gets_none_in_the_refresh_window(
     assert token_requests(emulator, app) == 1
 
 
-class _Audited(TokenProvider):
-    """An app's own wrapper around get_token: it must see every call."""
-
-    __slots__ = ()
-    calls: ClassVar[int] = 0
-
-    async def get_token(
-        self,
-        scope: str,
-        *,
-        claims: str | None = None,
-        tenant_id: str | None = None,
-        force_refresh: bool = False,
-    ) -> AccessToken:
-        _Audited.calls += 1
-        return await super().get_token(
-            scope, claims=claims, tenant_id=tenant_id, force_refresh=force_refresh
-        )
-
-
 @pytest.mark.parametrize("instrumented", [False, True])
 async def test_a_subclass_with_its_own_get_token_is_never_peeked(
     emulator: Emulator, app: App, instrumented: bool
 ) -> None:
-    _Audited.calls = 0
-    provider = _Audited(
+    AuditedProvider.calls = 0
+    provider = AuditedProvider(
         ClientSecret(app.secret or ""),
         tenant_id=emulator.tenant_id,
         client_id=app.client_id,
@@ -173,4 +152,4 @@ async def test_a_subclass_with_its_own_get_token_is_never_peeked(
     async with provider:
         await provider.get_token(SCOPE)
         assert provider.peek_token(SCOPE) is None
-    assert _Audited.calls == 1
+    assert AuditedProvider.calls == 1
